@@ -1,0 +1,7 @@
+"""`python -m ingest` runs the command line."""
+
+import sys
+
+from ingest.cli import main
+
+sys.exit(main())

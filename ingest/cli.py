@@ -1,0 +1,302 @@
+"""The `ingest` command line: argparse over the library, one function per subcommand.
+
+Exit codes: 0 ok; 1 runtime error (a feed failed in `poll`, an unknown tail, an unreadable replay);
+2 usage or configuration error. An IngestError becomes one line on stderr; --debug adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest import __version__
+from ingest.app import App, build_app
+from ingest.config import Settings, describe, load
+from ingest.errors import ConfigError, IngestError
+from ingest.feeds.transport import Fetcher
+from ingest.pipeline import FeedJob, replay_file
+from ingest.scheduler import run_daemon, utc_now
+from ingest.store import SIGHTING_FIELDS, Store
+from ingest.timeutil import parse_when
+
+log = logging.getLogger("ingest")
+
+EPILOG = """\
+configuration: --config PATH, else $INGEST_CONFIG, else config/ingest.toml (relative paths in it are
+relative to the working directory). Any key can be overridden by INGEST_<SECTION>_<KEY> variables
+(INGEST_FEEDS_<NAME>_<KEY> for a feed) and by --set section.key=value.
+
+exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
+"""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML file (default: $INGEST_CONFIG or config/ingest.toml)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a setting, e.g. --set database.path=/tmp/x.db or --set feeds.adsb.lol.interval_s=30",
+    )  # fmt: skip
+    p.add_argument("--database", type=Path, help="SQLite file (same as --set database.path=...)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingest",
+        description="Poll ADS-B feeds for a watchlist of aircraft, keep what flies over the area, query it by tail.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ingest {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        _add_common(p)
+        p.set_defaults(func=fn)
+        return p
+
+    command("run", "Run the daemon in the foreground until SIGTERM or SIGINT.", cmd_run)
+    command("poll", "Poll every enabled feed once, store the result, print a line per feed and exit.", cmd_poll)
+    p = command("replay", "Push recorded feed responses through the pipeline, in file order.", cmd_replay)
+    p.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE",
+        help="readsb-v2 / aircraft.json responses: .json, or .ndjson/.jsonl with one per line; .gz ok",
+    )  # fmt: skip
+    p.add_argument("--feed", help="feed name stored with the sightings (default: replay.feed)")
+    p = command("sightings", "Print the stored sightings of one aircraft, oldest first.", cmd_sightings)
+    p.add_argument("tail", metavar="TAIL", help="registration (any case, e.g. 62-4125) or ICAO hex (e.g. ae01d2)")
+    p.add_argument("--since", metavar="WHEN", help="ISO 8601 time or a duration before now: 90m, 24h, 7d")
+    p.add_argument("--until", metavar="WHEN", help="ISO 8601 time or a duration before now")
+    p.add_argument("--limit", type=int, default=1000, metavar="N",
+                   help="at most the N latest sightings (default 1000; 0 for all)")  # fmt: skip
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
+    command("check-config", "Validate the configuration and print the effective settings (secrets masked).",
+            cmd_check_config)  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except IngestError as exc:
+        code = 2 if isinstance(exc, ConfigError) else 1
+        if args.debug:
+            log.exception("error")
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "--set", "must look like section.key=value")
+        overrides[key.strip()] = value
+    if args.database is not None:
+        overrides["database.path"] = str(args.database)
+    if args.log_level:
+        overrides["daemon.log_level"] = args.log_level
+    settings = load(args.config, overrides=overrides)
+    _setup_logging(settings.daemon.log_level)
+    return settings
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime  # UTC everywhere
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_ingest", False):
+            root.removeHandler(old)
+    handler._ingest = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return run_daemon(app, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    store = Store(app.settings.database.path)
+    failed = 0
+    try:
+        store.sync_watchlist(app.watchlist)
+        for feed in app.feeds:
+            fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
+            try:
+                outcome = FeedJob(feed, fetcher, app.selector, utc_now, time.sleep).run(force=True)
+            finally:
+                fetcher.close()
+            assert outcome is not None
+            stored = store.save_poll(outcome.record, outcome.sightings)
+            r = outcome.record
+            status = f"HTTP {r.http_status}" if r.http_status else "no answer"
+            line = (
+                f"{r.feed}: {'FAILED' if outcome.failure else 'ok'}, {r.requests} requests, "
+                f"{r.aircraft} aircraft, {r.matched} watched, {r.kept} in area, {stored} new, "
+                f"{r.rejected} malformed, {status}, {r.duration_ms} ms"
+            )
+            if outcome.failure:
+                failed += 1
+                line += f": {outcome.failure.reason}"
+            print(line)
+    finally:
+        store.close()
+    if not app.feeds:
+        print("no enabled feeds", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    feed_name = args.feed or app.settings.replay.feed
+    store = Store(app.settings.database.path)
+    errors = 0
+    try:
+        store.sync_watchlist(app.watchlist)
+        for path in args.files:
+            errors += _replay_one(app, store, path, feed_name)
+    finally:
+        store.close()
+    return 1 if errors else 0
+
+
+def _replay_one(app: App, store: Store, path: Path, feed_name: str) -> int:
+    """Replay one file and print its summary; returns 1 when it could not be read or had bad responses."""
+    responses = aircraft = kept = stored = bad = 0
+    try:
+        for outcome in replay_file(path, feed_name, app.selector, utc_now):
+            responses += 1
+            if outcome.failure is not None:
+                bad += 1
+                print(f"{path}: response {responses} skipped: {outcome.failure.reason}", file=sys.stderr)
+                continue
+            aircraft += outcome.record.aircraft
+            kept += outcome.record.kept
+            stored += store.save_poll(outcome.record, outcome.sightings)
+    except IngestError as exc:
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: {responses} responses, {aircraft} aircraft, {kept} watched in area, {stored} new, {bad} unreadable")
+    return 1 if bad else 0
+
+
+def cmd_sightings(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    now = datetime.now(UTC)
+    try:
+        since = parse_when(args.since, now) if args.since else None
+        until = parse_when(args.until, now) if args.until else None
+    except ValueError as exc:
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit < 0:
+        print("ingest: error: --limit must be 0 or more", file=sys.stderr)
+        return 2
+    store = Store(app.settings.database.path)
+    try:
+        aircraft = store.find_aircraft(args.tail)
+        hexes: tuple[str, ...]
+        if aircraft is not None:
+            hexes, label = aircraft.hexes, aircraft.registration or aircraft.key
+        else:
+            entry = app.watchlist.by_registration(args.tail) or app.watchlist.by_hex(args.tail.strip())
+            if entry is None:
+                print(
+                    f"ingest: unknown tail {args.tail!r}: not in the watchlist and never seen",
+                    file=sys.stderr,
+                )
+                return 1
+            hexes, label = entry.hexes, entry.key
+        rows = store.sightings(hexes, since, until, args.limit or None)
+    finally:
+        store.close()
+    _print_sightings(rows, args.format, label)
+    return 0
+
+
+def _print_sightings(rows: list[dict[str, Any]], fmt: str, label: str) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=1))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=SIGHTING_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif not rows:
+        print(f"no sightings of {label} in that period", file=sys.stderr)
+    else:
+        print(_table(rows))
+
+
+_TABLE = (
+    ("time", "time", 20), ("hex", "hex", 6), ("registration", "reg", 10), ("type", "type", 4),
+    ("callsign", "callsign", 8), ("lat", "lat", 9), ("lon", "lon", 10), ("alt_baro_ft", "alt_ft", 6),
+    ("gs_kt", "gs_kt", 5), ("track_deg", "track", 5), ("squawk", "sqk", 4), ("source_type", "source", 9),
+    ("feed", "feed", 8),
+)  # fmt: skip
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    value = row[key]
+    if key == "alt_baro_ft" and value is None and row["on_ground"]:
+        return "ground"
+    if value is None:
+        return "-"
+    if key in ("lat", "lon"):
+        return f"{value:.5f}"
+    if key in ("gs_kt", "track_deg"):
+        return f"{value:.0f}"
+    return str(value)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cells = [[_cell(r, key) for key, _, _ in _TABLE] for r in rows]
+    widths = [max([w, len(title)] + [len(c[i]) for c in cells]) for i, (_, title, w) in enumerate(_TABLE)]
+    lines = ["  ".join(title.ljust(widths[i]) for i, (_, title, _) in enumerate(_TABLE)).rstrip()]
+    lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    print(describe(app.settings), end="")
+    print(f"\n# watchlist: {len(app.watchlist)} aircraft, {len(app.watchlist.hexes())} hexes")
+    for feed in app.feeds:
+        n = len(feed.requests())
+        spacing = f", {feed.min_request_spacing_s:g} s apart" if feed.min_request_spacing_s else ""
+        print(f"# feed {feed.name}: {n} requests every {feed.settings.interval_s:g} s{spacing}")
+    print("# configuration ok")
+    return 0

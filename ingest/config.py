@@ -1,0 +1,441 @@
+"""Settings: one table of every key, loaded once by `load()`, validated before anything starts.
+
+Precedence: defaults < TOML file < `INGEST_<SECTION>_<KEY>` environment variables < CLI flags
+(`--set section.key=value`). Feeds are an array of tables; their variables are
+`INGEST_FEEDS_<NAME>_<KEY>` with the name upper-cased and every other character turned into `_`
+(`adsb.lol` -> `INGEST_FEEDS_ADSB_LOL_INTERVAL_S`), their flags `--set feeds.<name>.<key>=value`.
+Every error is a ConfigError naming the key and where its value came from. Nothing here reads
+configuration at import time. Checks that need other modules (feed kinds, published rate limits) are
+done where those are built, with the same ConfigError.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError
+from ingest.geo import crs_problem
+
+DEFAULT_CONFIG = Path("config/ingest.toml")
+ENV_CONFIG = "INGEST_CONFIG"
+DEFAULT_USER_AGENT = "ingest/0.1 (+https://github.com/ingest-adsb/ingest)"
+
+Check = Callable[[Any], str | None]
+_REQUIRED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One setting: its name, type, default and the check its value must pass."""
+
+    name: str
+    kind: str  # str, int, float, bool, path, paths
+    default: Any
+    doc: str
+    check: Check | None = None
+    secret: bool = False
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be 0 or more"
+
+
+def _latitude(v: float) -> str | None:
+    return None if -90 <= v <= 90 else "must be a latitude between -90 and 90"
+
+
+def _longitude(v: float) -> str | None:
+    return None if -180 <= v <= 180 else "must be a longitude between -180 and 180"
+
+
+def _port(v: int) -> str | None:
+    return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: str) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _not_empty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+def _per_request(v: int) -> str | None:
+    return None if 1 <= v <= 1000 else "must be between 1 and 1000 (the APIs' list limit)"
+
+
+SECTIONS: dict[str, tuple[Key, ...]] = {
+    "database": (Key("path", "path", Path("data/ingest.db"), "the SQLite file (its folder is created)"),),
+    "area": (
+        Key("name", "str", "Korean Peninsula", "shown in output and alerts", _not_empty),
+        Key("south", "float", 33.0, "southern edge, degrees", _latitude),
+        Key("west", "float", 124.0, "western edge, degrees", _longitude),
+        Key("north", "float", 43.5, "northern edge, degrees", _latitude),
+        Key("east", "float", 132.0, "eastern edge, degrees", _longitude),
+        Key("crs", "str", "EPSG:5179", "projected CRS for x_m/y_m", crs_problem),
+    ),
+    "watchlist": (Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db style CSV"),),
+    "sorties": (Key("gap_s", "float", 1800.0, "silence that ends a sortie", _positive),),
+    "mqtt": (
+        Key("enabled", "bool", False, "publish sortie alerts over MQTT"),
+        Key("host", "str", "127.0.0.1", "broker host", _not_empty),
+        Key("port", "int", 1883, "broker port", _port),
+        Key("topic_prefix", "str", "ingest", "first topic level", _not_empty),
+    ),
+    "replay": (
+        Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),
+        Key("feed", "str", "replay", "feed name stored with replayed sightings", _not_empty),
+    ),
+    "daemon": (
+        Key("user_agent", "str", DEFAULT_USER_AGENT, "User-Agent sent to every feed", _not_empty),
+        Key(
+            "log_level",
+            "str",
+            "INFO",
+            "DEBUG, INFO, WARNING or ERROR",
+            _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+        ),
+    ),
+}
+
+FEED_KEYS: tuple[Key, ...] = (
+    Key("name", "str", _REQUIRED, "unique name, stored with every sighting", _not_empty),
+    Key("kind", "str", _REQUIRED, "adapter: readsb-v2 or aircraft-json", _not_empty),
+    Key("base_url", "str", "", "readsb-v2: everything before /v2/"),
+    Key("source", "str", "", "aircraft-json: a file path or an http(s) URL"),
+    Key("interval_s", "float", 10.0, "seconds between polls", _positive),
+    Key("enabled", "bool", True, "poll this feed"),
+    Key("connect_timeout_s", "float", 3.05, "TCP connect timeout", _positive),
+    Key("read_timeout_s", "float", 10.0, "longest silence while reading", _positive),
+    Key("max_body_mb", "float", 20.0, "largest decoded body accepted", _positive),
+    Key("max_per_request", "int", 1000, "hexes or registrations per request", _per_request),
+    Key("max_age_s", "float", 0.0, "drop positions older than this (0: keep all)", _non_negative),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class AreaSettings:
+    name: str
+    south: float
+    west: float
+    north: float
+    east: float
+    crs: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistSettings:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SortiesSettings:
+    gap_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    enabled: bool
+    host: str
+    port: int
+    topic_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySettings:
+    on_start: tuple[Path, ...]
+    feed: str
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    user_agent: str
+    log_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    name: str
+    kind: str
+    base_url: str
+    source: str
+    interval_s: float
+    enabled: bool
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_body_mb: float
+    max_per_request: int
+    max_age_s: float
+    index: int = 0  # position in [[feeds]], for messages
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "database": DatabaseSettings,
+    "area": AreaSettings,
+    "watchlist": WatchlistSettings,
+    "sorties": SortiesSettings,
+    "mqtt": MqttSettings,
+    "replay": ReplaySettings,
+    "daemon": DaemonSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration. `sources` says where each dotted key's value came from."""
+
+    path: Path
+    database: DatabaseSettings
+    area: AreaSettings
+    watchlist: WatchlistSettings
+    sorties: SortiesSettings
+    mqtt: MqttSettings
+    replay: ReplaySettings
+    daemon: DaemonSettings
+    feeds: tuple[FeedSettings, ...]
+    sources: Mapping[str, str] = field(repr=False)
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+    def feed_key(self, feed: FeedSettings, key: str) -> str:
+        """The dotted name of a feed's key, e.g. `feeds[0].interval_s`."""
+        return f"feeds[{feed.index}].{key}"
+
+
+def env_name(section: str, key: str) -> str:
+    return f"INGEST_{section.upper()}_{key.upper()}"
+
+
+def feed_env_name(feed_name: str, key: str) -> str:
+    return f"INGEST_FEEDS_{re.sub(r'[^A-Za-z0-9]', '_', feed_name).upper()}_{key.upper()}"
+
+
+def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $INGEST_CONFIG, else the bundled config/ingest.toml."""
+    if explicit is not None:
+        return explicit
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG])
+    return DEFAULT_CONFIG
+
+
+def load(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration; raises ConfigError naming the key and its source."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    cfg_path = config_path(path, environ)
+    data = _read_toml(cfg_path)
+    loader = _Loader(str(cfg_path), environ, overrides)
+    sections = {name: loader.section(name, keys, data.pop(name, {})) for name, keys in SECTIONS.items()}
+    feeds = loader.feeds(data.pop("feeds", []))
+    for unknown in data:
+        raise ConfigError(unknown, str(cfg_path), "unknown section or key")
+    loader.reject_unused()
+    settings = Settings(
+        path=cfg_path,
+        feeds=feeds,
+        sources=loader.sources,
+        **{name: _SECTION_TYPES[name](**values) for name, values in sections.items()},
+    )
+    _cross_check(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("(file)", str(path), "no such file; pass --config or set INGEST_CONFIG") from None
+    except OSError as exc:
+        raise ConfigError("(file)", str(path), exc.strerror or type(exc).__name__) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(file)", str(path), f"not valid TOML: {exc}") from exc
+
+
+class _Loader:
+    """Merges file, environment and flag values key by key, remembering each value's source."""
+
+    def __init__(self, path: str, environ: Mapping[str, str], overrides: Mapping[str, str]) -> None:
+        self.path = path
+        self.environ = environ
+        self.overrides = dict(overrides)
+        self.used_env: set[str] = set()
+        self.used_flags: set[str] = set()
+        self.sources: dict[str, str] = {}
+
+    def section(self, name: str, keys: tuple[Key, ...], table: Any) -> dict[str, Any]:
+        if not isinstance(table, dict):
+            raise ConfigError(name, self.path, "must be a table ([" + name + "])")
+        known = {k.name for k in keys}
+        for key in table:
+            if key not in known:
+                raise ConfigError(f"{name}.{key}", self.path, "unknown key")
+        return {k.name: self._value(k, f"{name}.{k.name}", table, env_name(name, k.name)) for k in keys}
+
+    def feeds(self, items: Any) -> tuple[FeedSettings, ...]:
+        if not isinstance(items, list):
+            raise ConfigError("feeds", self.path, "must be an array of tables ([[feeds]])")
+        result = []
+        known = {k.name for k in FEED_KEYS}
+        for index, table in enumerate(items):
+            if not isinstance(table, dict):
+                raise ConfigError(f"feeds[{index}]", self.path, "must be a table")
+            for key in table:
+                if key not in known:
+                    raise ConfigError(f"feeds[{index}].{key}", self.path, "unknown key")
+            raw_name = table.get("name")
+            label = raw_name if isinstance(raw_name, str) else str(index)
+            values = {
+                k.name: self._value(k, f"feeds[{index}].{k.name}", table, feed_env_name(label, k.name), label)
+                for k in FEED_KEYS
+            }
+            result.append(FeedSettings(index=index, **values))
+        names = [f.name for f in result]
+        for feed in result:
+            if names.count(feed.name) > 1:
+                raise ConfigError(f"feeds[{feed.index}].name", self.path, f"{feed.name!r} is used twice")
+        return tuple(result)
+
+    def _value(self, key: Key, dotted: str, table: Mapping[str, Any], env: str, feed: str = "") -> Any:
+        flag = f"feeds.{feed}.{key.name}" if feed else dotted
+        if flag in self.overrides:
+            self.used_flags.add(flag)
+            return self._finish(key, dotted, _from_text(key, self.overrides[flag]), f"--set {flag}")
+        if env in self.environ:
+            self.used_env.add(env)
+            return self._finish(key, dotted, _from_text(key, self.environ[env]), env)
+        if key.name in table:
+            return self._finish(key, dotted, _from_toml(key, table[key.name]), self.path)
+        if key.default is _REQUIRED:
+            raise ConfigError(dotted, self.path, "is required")
+        self.sources[dotted] = "default"
+        return key.default
+
+    def _finish(self, key: Key, dotted: str, parsed: tuple[Any, str | None], source: str) -> Any:
+        value, problem = parsed
+        if problem is None and key.check is not None:
+            problem = key.check(value)
+        if problem is not None:
+            raise ConfigError(dotted, source, problem)
+        self.sources[dotted] = source
+        return value
+
+    def reject_unused(self) -> None:
+        for flag in self.overrides:
+            if flag not in self.used_flags:
+                raise ConfigError(flag, f"--set {flag}", "unknown key")
+        for name in self.environ:
+            if name.startswith("INGEST_") and name != ENV_CONFIG and name not in self.used_env:
+                raise ConfigError(name, "environment", "unknown setting (check the spelling)")
+
+
+def _from_toml(key: Key, value: Any) -> tuple[Any, str | None]:
+    """Type-check a TOML value; TOML already typed it, so only integers widen to floats."""
+    if key.kind == "bool":
+        return value, None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+    if key.kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return value, None if ok else f"must be an integer, not {value!r}"
+    if key.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return value, f"must be a number, not {value!r}"
+        return float(value), None
+    if key.kind == "path":
+        return Path(value), None if isinstance(value, str) and value else f"must be a path, not {value!r}"
+    if key.kind == "paths":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            return value, f"must be a list of paths, not {value!r}"
+        return tuple(Path(v) for v in value), None
+    return value, None if isinstance(value, str) else f"must be a string, not {value!r}"
+
+
+def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
+    """Parse an environment variable or flag value."""
+    text = text.strip()
+    try:
+        if key.kind == "bool":
+            lowered = text.lower()
+            if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                return text, f"must be true or false, not {text!r}"
+            return lowered in {"true", "1", "yes"}, None
+        if key.kind == "int":
+            return int(text), None
+        if key.kind == "float":
+            value = float(text)
+            return value, None if math.isfinite(value) else f"must be a number, not {text!r}"
+    except ValueError:
+        return text, f"must be a{'n integer' if key.kind == 'int' else ' number'}, not {text!r}"
+    if key.kind == "path":
+        return Path(text), None if text else "must be a path"
+    if key.kind == "paths":
+        return tuple(Path(p) for p in text.split(os.pathsep) if p), None
+    return text, None
+
+
+def _cross_check(s: Settings) -> None:
+    if s.area.south >= s.area.north:
+        raise ConfigError("area.south", s.source_of("area.south"), "must be less than area.north")
+    if s.area.west >= s.area.east:
+        raise ConfigError("area.west", s.source_of("area.west"), "must be less than area.east")
+    if not s.watchlist.path.is_file():
+        raise ConfigError("watchlist.path", s.source_of("watchlist.path"), f"no such file: {s.watchlist.path}")
+    for replay in s.replay.on_start:
+        if not replay.is_file():
+            raise ConfigError("replay.on_start", s.source_of("replay.on_start"), f"no such file: {replay}")
+
+
+def describe(settings: Settings) -> str:
+    """The effective configuration as TOML, each value annotated with its source; secrets masked."""
+    lines = [f"# effective configuration (file: {settings.path})"]
+    for name, keys in SECTIONS.items():
+        lines.append(f"\n[{name}]")
+        section = getattr(settings, name)
+        for key in keys:
+            dotted = f"{name}.{key.name}"
+            value = "***" if key.secret else _toml(getattr(section, key.name))
+            lines.append(f"{key.name} = {value}  # {settings.source_of(dotted)}")
+    for feed in settings.feeds:
+        lines.append("\n[[feeds]]")
+        for f in fields(FeedSettings):
+            if f.name == "index":
+                continue
+            lines.append(
+                f"{f.name} = {_toml(getattr(feed, f.name))}  # {settings.source_of(settings.feed_key(feed, f.name))}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,67 @@
+"""Feed adapters, registered by `kind`, and `build_feeds()` which checks them against the config.
+
+A new feed is one module with a class that satisfies `FeedSource` (base.py), registered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from ingest.config import FeedSettings, Settings
+from ingest.errors import ConfigError
+from ingest.feeds.base import FeedRequest, FeedSource
+from ingest.feeds.local import AircraftJsonFeed
+from ingest.feeds.readsb import ReadsbV2Feed
+from ingest.watchlist import Watchlist
+
+__all__ = ["FEEDS", "FeedRequest", "FeedSource", "build_feeds"]
+
+FEEDS: dict[str, Callable[[FeedSettings, Watchlist], FeedSource]] = {
+    "readsb-v2": ReadsbV2Feed,
+    "aircraft-json": AircraftJsonFeed,
+}
+
+
+def build_feeds(settings: Settings, watchlist: Watchlist) -> list[FeedSource]:
+    """The enabled feeds; ConfigError for an unknown kind, a missing URL or a too-short interval."""
+    feeds = []
+    for fs in settings.feeds:
+        _check_target(settings, fs)
+        if not fs.enabled:
+            continue
+        feed = FEEDS[fs.kind](fs, watchlist)
+        _check_rate(settings, fs, feed)
+        feeds.append(feed)
+    return feeds
+
+
+def _check_target(settings: Settings, fs: FeedSettings) -> None:
+    def fail(key: str, reason: str) -> ConfigError:
+        dotted = settings.feed_key(fs, key)
+        return ConfigError(dotted, settings.source_of(dotted), reason)
+
+    if fs.kind not in FEEDS:
+        raise fail("kind", f"unknown feed kind {fs.kind!r}; known: {', '.join(sorted(FEEDS))}")
+    if fs.kind == "readsb-v2":
+        parts = urlsplit(fs.base_url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise fail("base_url", f"must be an http(s) URL (everything before /v2/), not {fs.base_url!r}")
+        if "/v2/" in parts.path.rstrip("/") + "/":
+            raise fail("base_url", "must stop before /v2/ (e.g. https://api.adsb.lol)")
+    if fs.kind == "aircraft-json" and not fs.source:
+        raise fail("source", "aircraft-json needs a file path or an http(s) URL")
+
+
+def _check_rate(settings: Settings, fs: FeedSettings, feed: FeedSource) -> None:
+    """Refuse an interval that would break the host's published limit with this watchlist's requests."""
+    spacing_s = feed.min_request_spacing_s
+    needed_s = spacing_s * len(feed.requests())
+    if spacing_s and fs.interval_s < needed_s:
+        dotted = settings.feed_key(fs, "interval_s")
+        raise ConfigError(
+            dotted,
+            settings.source_of(dotted),
+            f"{fs.interval_s:g} s is too short: {len(feed.requests())} requests per tick at "
+            f"{spacing_s:g} s apart need at least {needed_s:g} s for this host",
+        )

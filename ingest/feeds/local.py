@@ -1,0 +1,31 @@
+"""A local readsb / dump1090-fa `aircraft.json`, read from a file or fetched from a URL (feeds.md §6)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ingest.config import FeedSettings
+from ingest.feeds.base import FeedRequest
+from ingest.feeds.readsb import parse_readsb
+from ingest.models import ParseResult
+from ingest.watchlist import Watchlist
+
+
+class AircraftJsonFeed:
+    """The whole `aircraft.json` of one receiver each tick; the watchlist filters it afterwards."""
+
+    def __init__(self, settings: FeedSettings, watchlist: Watchlist) -> None:
+        del watchlist  # a receiver's file holds everything it hears; nothing to ask for
+        self.name = settings.name
+        self.settings = settings
+        self._request = FeedRequest(self.name, settings.source, settings.source)
+
+    @property
+    def min_request_spacing_s(self) -> float:
+        return 0.0
+
+    def requests(self) -> list[FeedRequest]:
+        return [self._request]
+
+    def parse(self, body: bytes, received_at: datetime, source: str) -> ParseResult:
+        return parse_readsb(body, feed=self.name, received_at=received_at, source=source)

@@ -1,0 +1,59 @@
+"""Per-feed pacing, pure: when a feed may be polled again after a success or a failure.
+
+- A failure is retried on the next tick; repeated failures back off exponentially up to a cap.
+- A Retry-After (429/503) is honoured in full (feeds.md §0; adsb.fi sends 429 without one, §1.2).
+- 401/403 mean access was refused: the feed is parked for an hour (airplanes.live since 2026, §3.2).
+The caller owns the clock: every method takes `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+MAX_BACKOFF_S = 300.0
+FORBIDDEN_PARK_S = 3600.0
+
+
+@dataclass(slots=True)
+class Pacing:
+    """The state of one feed: healthy, or degraded since a time for a reason."""
+
+    interval_s: float
+    failures: int = 0
+    next_allowed_at: datetime | None = None
+    degraded_since: datetime | None = None
+    last_reason: str | None = None
+
+    def ready(self, now: datetime) -> bool:
+        return self.next_allowed_at is None or now >= self.next_allowed_at
+
+    def on_success(self) -> int:
+        """Back to healthy; returns how many polls had failed in a row."""
+        failed = self.failures
+        self.failures = 0
+        self.next_allowed_at = None
+        self.degraded_since = None
+        self.last_reason = None
+        return failed
+
+    def on_failure(self, now: datetime, reason: str, status: int | None, retry_after_s: float | None) -> float:
+        """Record a failed poll; returns the seconds until the feed may be polled again."""
+        self.failures += 1
+        if self.degraded_since is None:
+            self.degraded_since = now
+        self.last_reason = reason
+        # The first failure waits one tick; then 2, 4, 8 ... ticks, capped.
+        wait_s: float = min(self.interval_s * 2.0 ** (self.failures - 1), max(MAX_BACKOFF_S, self.interval_s))
+        if status in (401, 403):
+            wait_s = max(wait_s, FORBIDDEN_PARK_S)
+        if retry_after_s is not None:
+            wait_s = max(wait_s, retry_after_s)
+        # A tick that fires a little early must still find the feed ready: leave 10 % of slack.
+        self.next_allowed_at = now + timedelta(seconds=wait_s - 0.1 * self.interval_s)
+        return wait_s
+
+    @property
+    def new_episode(self) -> bool:
+        """True right after the first failure of a degraded episode: the one to log loudly."""
+        return self.failures == 1

@@ -1,0 +1,270 @@
+"""The readsb / ADSBx-v2 family: the parser shared by every such source, and the `readsb-v2` adapter.
+
+Envelopes (feeds.md §0, §6.2, §6.4): `ac` (jv2: adsb.lol, airplanes.live, ADSBx) or `aircraft` (readsb
+native, aircraft.json, adsb.fi radius queries); `now` in seconds or milliseconds. The body is decoded with
+msgspec in two steps, the envelope with each aircraft kept raw, then every aircraft on its own, so one
+bad record is rejected and counted while the rest of the poll is kept (reliability-and-performance.md
+§6.1). msgspec refuses NaN/Infinity, bools where numbers belong and strings such as `"lat": "37.5"`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+import msgspec
+
+from ingest.config import FeedSettings
+from ingest.errors import FeedFormatError
+from ingest.feeds.base import FeedRequest
+from ingest.feeds.hosts import host_limit
+from ingest.models import Observation, ParseResult, Rejected
+from ingest.timeutil import from_epoch
+from ingest.watchlist import Watchlist
+
+_NOW_MS_ABOVE = 1e11  # a `now` above this is milliseconds (feeds.md §0 rule 2)
+_HEX = re.compile(r"[0-9a-f]{6}")
+_SQUAWK = re.compile(r"[0-7]{4}")
+_JUNK_CALLSIGNS = frozenset({"", "00000000", "????????"})
+_ALT_RANGE_FT = (-2_000, 100_000)
+_GS_MAX_KT = 4_000.0
+_RAW_CUT = 200
+
+
+class _Envelope(msgspec.Struct):
+    ac: list[msgspec.Raw] | None = None
+    aircraft: list[msgspec.Raw] | None = None
+    now: float | None = None
+
+
+class _LastPosition(msgspec.Struct):
+    lat: float
+    lon: float
+    seen_pos: float | None = None
+
+
+class _Aircraft(msgspec.Struct):
+    """The fields we use, with the types readsb emits; unknown keys are skipped unread."""
+
+    hex: str
+    type: str | None = None
+    flight: str | None = None
+    r: str | None = None
+    t: str | None = None
+    dbFlags: int = 0
+    alt_baro: int | float | str | None = None
+    altitude: int | float | str | None = None  # old dump1090 name of alt_baro
+    alt_geom: float | None = None
+    gs: float | None = None
+    speed: float | None = None  # old dump1090 name of gs
+    track: float | None = None
+    squawk: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    seen_pos: float | None = None
+    seen: float | None = None
+    messages: int | None = None
+    mlat: list[str] | None = None
+    tisb: list[str] | None = None
+    lastPosition: _LastPosition | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_AIRCRAFT = msgspec.json.Decoder(_Aircraft)
+
+
+class RecordError(ValueError):
+    """One aircraft record is unusable because of one field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+_AT_PATH = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def _rejected(exc: Exception, raw: msgspec.Raw) -> Rejected:
+    if isinstance(exc, RecordError):
+        field = exc.field
+    else:
+        match = _AT_PATH.search(str(exc))
+        field = match.group(1) if match else "record"
+    return Rejected(str(exc), bytes(raw)[:_RAW_CUT].decode("utf-8", "replace"), field or "record")
+
+
+def parse_readsb(body: bytes, *, feed: str, received_at: datetime, source: str) -> ParseResult:
+    """Parse a readsb-family response; raises FeedFormatError when the body as a whole is unusable."""
+    try:
+        env = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
+    records = env.ac if env.ac is not None else env.aircraft
+    if records is None:
+        raise FeedFormatError(feed, source, "no 'ac' or 'aircraft' list in the response")
+    feed_now = _feed_now(env.now, received_at)
+    observations: list[Observation] = []
+    rejected: list[Rejected] = []
+    without_position = 0
+    for raw in records:
+        try:
+            obs = _observation(_AIRCRAFT.decode(raw), feed, feed_now)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecordError) as exc:
+            rejected.append(_rejected(exc, raw))
+            continue
+        if obs is None:
+            without_position += 1
+        else:
+            observations.append(obs)
+    return ParseResult(tuple(observations), tuple(rejected), len(records), without_position, feed_now)
+
+
+def _feed_now(now: float | None, received_at: datetime) -> datetime:
+    if now is None or not math.isfinite(now) or now <= 0:
+        return received_at
+    return from_epoch(now / 1000.0 if now > _NOW_MS_ABOVE else now)
+
+
+def _observation(ac: _Aircraft, feed: str, feed_now: datetime) -> Observation | None:
+    """One record as an Observation; None when it has no position; RecordError when it is malformed."""
+    raw_hex = ac.hex.strip().lower()
+    non_icao = raw_hex.startswith("~")
+    hex_icao = raw_hex[1:] if non_icao else raw_hex
+    if not _HEX.fullmatch(hex_icao):
+        raise RecordError("hex", f"hex {ac.hex[:20]!r} is not 6 hex digits")
+    position = _position(ac)
+    if position is None:
+        return None
+    lat, lon, age_s = position
+    alt_baro_ft, on_ground = _altitude(ac.alt_baro if ac.alt_baro is not None else ac.altitude)
+    return Observation(
+        hex_icao=hex_icao,
+        non_icao=non_icao,
+        position_at=feed_now - timedelta(seconds=age_s),
+        lat_deg=lat,
+        lon_deg=lon,
+        alt_baro_ft=alt_baro_ft,
+        on_ground=on_ground,
+        alt_geom_ft=_alt_geom(ac.alt_geom),
+        gs_kt=_speed(ac.gs if ac.gs is not None else ac.speed),
+        track_deg=_track(ac.track),
+        squawk=ac.squawk if ac.squawk is not None and _SQUAWK.fullmatch(ac.squawk) else None,
+        callsign=clean_callsign(ac.flight),
+        registration=(ac.r or "").strip() or None,
+        type_icao=(ac.t or "").strip().upper() or None,
+        source_type=_source_type(ac),
+        military=bool(ac.dbFlags & 1),
+        messages=ac.messages,
+        feed=feed,
+    )
+
+
+def _position(ac: _Aircraft) -> tuple[float, float, float] | None:
+    """(lat, lon, age in s) from the current position, else from `lastPosition`; None without one."""
+    if ac.lat is not None and ac.lon is not None:
+        lat, lon, age = ac.lat, ac.lon, ac.seen_pos if ac.seen_pos is not None else (ac.seen or 0.0)
+    elif ac.lastPosition is not None:
+        last = ac.lastPosition
+        lat, lon, age = last.lat, last.lon, last.seen_pos or 0.0
+    elif ac.lat is None and ac.lon is None:
+        return None
+    else:
+        raise RecordError("lat", "lat without lon or lon without lat")
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise RecordError("lat", f"lat {lat!r} out of range")
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        raise RecordError("lon", f"lon {lon!r} out of range")
+    if not (math.isfinite(age) and age >= 0):
+        raise RecordError("seen_pos", f"seen_pos {age!r} is not a non-negative age")
+    return lat, lon, age
+
+
+def _altitude(value: int | float | str | None) -> tuple[int | None, bool]:
+    """readsb `alt_baro`: feet, or the string "ground" (feeds.md §0 rule 3)."""
+    if value is None:
+        return None, False
+    if isinstance(value, str):
+        if value.strip().lower() == "ground":
+            return None, True
+        raise RecordError("alt_baro", f"alt_baro {value[:20]!r} is neither a number nor 'ground'")
+    if not (math.isfinite(value) and _ALT_RANGE_FT[0] <= value <= _ALT_RANGE_FT[1]):
+        raise RecordError("alt_baro", f"alt_baro {value!r} out of range")
+    return round(value), False
+
+
+def _alt_geom(value: float | None) -> int | None:
+    if value is None:
+        return None
+    if not (math.isfinite(value) and _ALT_RANGE_FT[0] <= value <= _ALT_RANGE_FT[1]):
+        raise RecordError("alt_geom", f"alt_geom {value!r} out of range")
+    return round(value)
+
+
+def _speed(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not (math.isfinite(value) and 0.0 <= value <= _GS_MAX_KT):
+        raise RecordError("gs", f"gs {value!r} out of range")
+    return value
+
+
+def _track(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not (math.isfinite(value) and 0.0 <= value <= 360.0):
+        raise RecordError("track", f"track {value!r} out of range")
+    return value
+
+
+def _source_type(ac: _Aircraft) -> str:
+    if ac.type:
+        return ac.type
+    # dump1090 builds without `type` say which fields came from MLAT or TIS-B (feeds.md §6.3).
+    if ac.mlat and "lat" in ac.mlat:
+        return "mlat"
+    if ac.tisb and "lat" in ac.tisb:
+        return "tisb"
+    return "unknown"
+
+
+def clean_callsign(flight: str | None) -> str | None:
+    """Strip readsb's space padding; None for empty and placeholder callsigns."""
+    if flight is None:
+        return None
+    callsign = flight.strip().upper()
+    return None if callsign in _JUNK_CALLSIGNS else callsign[:8]
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class ReadsbV2Feed:
+    """adsb.lol, adsb.fi and every ADSBx-v2-compatible API: `/v2/hex/` and `/v2/reg/` comma lists."""
+
+    def __init__(self, settings: FeedSettings, watchlist: Watchlist) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._base = settings.base_url.rstrip("/")
+        limit = host_limit(self._base)
+        self._spacing_s = limit.min_request_spacing_s if limit else 0.0
+        reg_route = limit.reg_route if limit else "reg"
+        size = settings.max_per_request
+        self._requests = [self._request("hex", chunk) for chunk in _chunks(watchlist.hexes(), size)] + [
+            self._request(reg_route, chunk) for chunk in _chunks(watchlist.queryable_registrations(), size)
+        ]
+
+    @property
+    def min_request_spacing_s(self) -> float:
+        return self._spacing_s
+
+    def _request(self, route: str, items: list[str]) -> FeedRequest:
+        url = f"{self._base}/v2/{route}/{','.join(items)}"
+        return FeedRequest(self.name, url, f"{self._base}/v2/{route}/<{len(items)} items>")
+
+    def requests(self) -> list[FeedRequest]:
+        return list(self._requests)
+
+    def parse(self, body: bytes, received_at: datetime, source: str) -> ParseResult:
+        return parse_readsb(body, feed=self.name, received_at=received_at, source=source)

@@ -1,0 +1,81 @@
+"""Frozen records that cross module boundaries: what a feed reported, what we keep, what a poll did.
+
+Units live in the field names (`_ft`, `_kt`, `_deg`, `_m`); every datetime is tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One aircraft position as a feed reported it, normalised (feeds.md §6.3)."""
+
+    hex_icao: str  # 6 lower-case hex digits, '~' removed; non_icao says it was there
+    non_icao: bool
+    position_at: datetime  # UTC: the feed's `now` minus `seen_pos`, never the envelope time
+    lat_deg: float
+    lon_deg: float
+    alt_baro_ft: int | None  # None when readsb says "ground" (on_ground is then True) or it is absent
+    on_ground: bool
+    alt_geom_ft: int | None
+    gs_kt: float | None
+    track_deg: float | None
+    squawk: str | None
+    callsign: str | None  # stripped; None for "", "00000000", "????????"
+    registration: str | None  # the feed's `r` (its aircraft database), not our watchlist's
+    type_icao: str | None  # the feed's `t`
+    source_type: str  # readsb `type`: adsb_icao, mlat, tisb_other, ... ("unknown" when absent)
+    military: bool  # readsb `dbFlags & 1`
+    messages: int | None
+    feed: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that could not be used, with the reason and a cut of the raw value."""
+
+    reason: str
+    raw: str  # at most 200 characters
+    field: str = "record"  # the field at fault: what "logged once" is counted by
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """What one feed response held."""
+
+    observations: tuple[Observation, ...]
+    rejected: tuple[Rejected, ...]
+    aircraft: int  # records in the response, good or bad
+    without_position: int  # good records that carried no position
+    feed_now: datetime  # the envelope's `now` (or the receive time when it has none)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A watched aircraft's position inside the area, projected, as stored."""
+
+    obs: Observation
+    registration: str | None  # the watchlist's registration (falls back to the feed's `r`)
+    type_icao: str | None  # the watchlist's ICAO type (falls back to the feed's `t`)
+    x_m: float
+    y_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What one poll of one feed did; stored in feed_polls and printed by `ingest poll`."""
+
+    feed: str
+    started_at: datetime
+    duration_ms: int
+    requests: int
+    http_status: int | None
+    aircraft: int  # records returned
+    matched: int  # watched aircraft among them, anywhere
+    kept: int  # matched and inside the area
+    stored: int  # new rows (the rest were already stored)
+    rejected: int
+    error: str | None

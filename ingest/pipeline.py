@@ -1,0 +1,231 @@
+"""Where logic meets I/O: fetch -> parse -> match -> area filter -> project -> store.
+
+    FeedSource.requests()  ──► Fetcher (HTTP / file) ──► FeedSource.parse() ──► Selector.select()
+         (pure)                   (transport.py)            (pure)               (watchlist, geo)
+                                                                                      │
+    Store.save_poll()  ◄── writer thread (scheduler.py) or the CLI's own thread ◄─────┘
+
+`poll_feed()` runs in a feed's job thread and never touches the database; `Store.save_poll()` is called
+by whoever owns the Store. `replay_file()` pushes recorded responses through the same two steps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from ingest.errors import FeedError, FeedFormatError, FeedUnavailable, ReplayError
+from ingest.feeds.base import FeedRequest, FeedSource
+from ingest.feeds.policy import Pacing
+from ingest.feeds.readsb import parse_readsb
+from ingest.feeds.transport import Response
+from ingest.geo import Area, Projector
+from ingest.models import Observation, ParseResult, PollRecord, Rejected, Sighting
+from ingest.watchlist import Watchlist
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[FeedRequest], Response]
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], object]  # returns a true value when the wait was cut short by a stop
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The watched records of a poll, and those of them inside the area, projected."""
+
+    matched: int
+    sightings: tuple[Sighting, ...]
+
+
+class Selector:
+    """Keeps watched aircraft inside the area and projects them, one vectorised call per poll."""
+
+    def __init__(self, watchlist: Watchlist, projector: Projector, area: Area) -> None:
+        self.watchlist = watchlist
+        self.projector = projector
+        self.area = area
+
+    def select(self, observations: Sequence[Observation], oldest: datetime | None = None) -> Selection:
+        matched = []
+        seen: set[tuple[str, int]] = set()
+        for obs in observations:
+            entry = self.watchlist.match(obs)
+            if entry is None or (oldest is not None and obs.position_at < oldest):
+                continue
+            key = (obs.hex_icao, int(obs.position_at.timestamp()))
+            if key not in seen:  # the same position from the hex and the registration query
+                seen.add(key)
+                matched.append((obs, entry.registration or obs.registration, entry.icao_type or obs.type_icao))
+        if not matched:
+            return Selection(0, ())
+        lats = np.fromiter((m[0].lat_deg for m in matched), dtype=np.float64, count=len(matched))
+        lons = np.fromiter((m[0].lon_deg for m in matched), dtype=np.float64, count=len(matched))
+        inside = np.flatnonzero(self.area.contains(lats, lons))
+        xs, ys = self.projector.project(lons[inside], lats[inside])
+        finite = np.isfinite(xs) & np.isfinite(ys)
+        sightings = tuple(
+            Sighting(matched[i][0], matched[i][1], matched[i][2], float(x), float(y))
+            for i, x, y, ok in zip(inside.tolist(), xs.tolist(), ys.tolist(), finite.tolist(), strict=True)
+            if ok
+        )
+        return Selection(len(matched), sightings)
+
+
+@dataclass(slots=True)
+class PollOutcome:
+    """What one poll of one feed produced, ready for the store."""
+
+    record: PollRecord
+    sightings: tuple[Sighting, ...]
+    rejected: tuple[Rejected, ...] = ()
+    failure: FeedError | None = None
+
+
+@dataclass(slots=True)
+class _Tally:
+    aircraft: int = 0
+    observations: list[Observation] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    requests: int = 0
+    status: int | None = None
+
+    def add(self, parsed: ParseResult) -> None:
+        self.aircraft += parsed.aircraft
+        self.observations.extend(parsed.observations)
+        self.rejected.extend(parsed.rejected)
+
+
+def poll_feed(feed: FeedSource, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep) -> PollOutcome:
+    """Make one tick's requests, keeping whatever arrived before a failure."""
+    started_at = clock()
+    t0 = time.perf_counter()
+    tally = _Tally()
+    failure: FeedError | None = None
+    for i, req in enumerate(feed.requests()):
+        # Keep to the host's published rate (feeds/hosts.py); a stop request ends the poll here.
+        if i and feed.min_request_spacing_s and sleep(feed.min_request_spacing_s):
+            break
+        tally.requests += 1
+        try:
+            response = fetch(req)
+            tally.status = response.status
+            tally.add(feed.parse(response.body, received_at=clock(), source=req.safe_url))
+        except FeedUnavailable as exc:
+            tally.status = exc.status
+            failure = exc
+            break
+        except FeedFormatError as exc:
+            failure = exc
+            break
+    max_age_s = feed.settings.max_age_s
+    selection = selector.select(tally.observations, started_at - timedelta(seconds=max_age_s) if max_age_s else None)
+    record = PollRecord(
+        feed=feed.name,
+        started_at=started_at,
+        duration_ms=round((time.perf_counter() - t0) * 1000),
+        requests=tally.requests,
+        http_status=tally.status,
+        aircraft=tally.aircraft,
+        matched=selection.matched,
+        kept=len(selection.sightings),
+        stored=0,
+        rejected=len(tally.rejected),
+        error=failure.reason if failure else None,
+    )
+    return PollOutcome(record, selection.sightings, tuple(tally.rejected), failure)
+
+
+class FeedJob:
+    """One feed's poll with its pacing and its logging: one line per degraded episode, one line per
+    new kind of malformed record. Runs in that feed's job thread; `sink` takes the outcome to the store."""
+
+    def __init__(self, feed: FeedSource, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep) -> None:
+        self.feed = feed
+        self.fetch = fetch
+        self.selector = selector
+        self.clock = clock
+        self.sleep = sleep
+        self.pacing = Pacing(feed.settings.interval_s)
+        self._logged_rejections: set[str] = set()
+
+    def run(self, force: bool = False) -> PollOutcome | None:
+        """Poll unless the feed is parked (`force` polls anyway); None when parked."""
+        if not force and not self.pacing.ready(self.clock()):
+            return None
+        outcome = poll_feed(self.feed, self.fetch, self.selector, self.clock, self.sleep)
+        self._log_rejections(outcome.rejected)
+        if outcome.failure is None:
+            failed = self.pacing.on_success()
+            if failed:
+                log.info("feed %s recovered after %d failed polls", self.feed.name, failed)
+        else:
+            self._log_failure(outcome.failure)
+        return outcome
+
+    def _log_failure(self, exc: FeedError) -> None:
+        status = getattr(exc, "status", None)
+        retry_after = exc.retry_after_s if isinstance(exc, FeedUnavailable) else None
+        wait_s = self.pacing.on_failure(self.clock(), exc.reason, status, retry_after)
+        if self.pacing.new_episode:
+            hint = " (access refused: the feed needs approval or a key)" if status in (401, 403) else ""
+            log.warning("feed %s failed: %s%s; next try in %.0f s", self.feed.name, exc.reason, hint, wait_s)
+        else:
+            log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
+
+    def _log_rejections(self, rejected: Sequence[Rejected]) -> None:
+        for item in rejected:
+            if item.field not in self._logged_rejections:
+                self._logged_rejections.add(item.field)
+                log.warning(
+                    "feed %s: skipped a malformed aircraft record (%s): %s",
+                    self.feed.name,
+                    item.reason,
+                    item.raw,
+                )
+        if rejected:
+            log.debug("feed %s: %d malformed records skipped this poll", self.feed.name, len(rejected))
+
+
+# -- replay --------------------------------------------------------------------------------------
+
+
+def read_replay(path: Path) -> Iterator[bytes]:
+    """The responses in a replay file: one JSON document, or one per line (.ndjson/.jsonl); gzip ok."""
+    try:
+        raw = path.read_bytes()
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ReplayError(str(path), getattr(exc, "strerror", None) or str(exc) or type(exc).__name__) from exc
+    stem = path.name.removesuffix(".gz")
+    if stem.endswith((".ndjson", ".jsonl")):
+        yield from (line for line in data.splitlines() if line.strip())
+    else:
+        yield data
+
+
+def replay_file(path: Path, feed_name: str, selector: Selector, clock: Clock) -> Iterator[PollOutcome]:
+    """Each response in the file as a PollOutcome, in file order; a bad response is one failed outcome."""
+    for number, body in enumerate(read_replay(path), start=1):
+        started_at = clock()
+        source = f"{path}:{number}"
+        try:
+            parsed = parse_readsb(body, feed=feed_name, received_at=started_at, source=source)
+        except FeedFormatError as exc:
+            record = PollRecord(feed_name, started_at, 0, 1, None, 0, 0, 0, 0, 0, exc.reason)
+            yield PollOutcome(record, (), (), exc)
+            continue
+        selection = selector.select(parsed.observations)
+        record = PollRecord(
+            feed=feed_name, started_at=parsed.feed_now, duration_ms=0, requests=1, http_status=None,
+            aircraft=parsed.aircraft, matched=selection.matched, kept=len(selection.sightings), stored=0,
+            rejected=len(parsed.rejected), error=None,
+        )  # fmt: skip
+        yield PollOutcome(record, selection.sightings, parsed.rejected)
