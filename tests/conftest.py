@@ -1,0 +1,102 @@
+"""Shared test helpers: generated readsb-v2 responses, a small watchlist and a config writer.
+
+The watchlist (fixtures/watchlist_small.csv) holds four plane-alert-db rows (ODbL 1.0, see
+config/WATCHLIST-LICENSE.md): RC-135W 62-4125 (ae01d2), RC-135W 62-4134 (ae01ce), ROK Navy P-8 230921
+(71f00d) and US Navy P-8 170478 (ae749d).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLES = FIXTURES / "samples"
+REPO = Path(__file__).parents[1]
+SMALL_WATCHLIST = FIXTURES / "watchlist_small.csv"
+T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+
+# Over the Yellow Sea, inside the Korean box; and one south of it, off Okinawa.
+INSIDE = (37.0, 124.8)
+OUTSIDE = (30.0, 125.0)
+
+
+def aircraft(
+    hex_icao: str = "ae01d2",
+    lat: float | None = INSIDE[0],
+    lon: float | None = INSIDE[1],
+    alt: int | str | None = 31000,
+    flight: str | None = "TORA23  ",
+    seen_pos: float = 1.5,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One readsb aircraft object with the fields a real one carries (feeds.md §6.3)."""
+    record: dict[str, Any] = {"hex": hex_icao, "type": "adsb_icao", "messages": 1200, "seen": 0.4, "rssi": -12.3}
+    if flight is not None:
+        record["flight"] = flight
+    if alt is not None:
+        record["alt_baro"] = alt
+    if lat is not None and lon is not None:
+        record.update(lat=lat, lon=lon, seen_pos=seen_pos, gs=412.3, track=45.5, squawk="4651")
+    record.update(extra)
+    return record
+
+
+def envelope(records: Iterable[dict[str, Any]], now: datetime = T0, jv2: bool = True) -> bytes:
+    """A response as adsb.lol (jv2: `ac`, `now` in ms) or readsb's aircraft.json (`aircraft`, s) sends it."""
+    ac = list(records)
+    if jv2:
+        now_ms = int(now.timestamp() * 1000)
+        doc: dict[str, Any] = {"ac": ac, "msg": "No error", "now": now_ms, "total": len(ac), "ctime": now_ms, "ptime": 0}
+    else:
+        doc = {"now": round(now.timestamp(), 3), "messages": 123456, "aircraft": ac}
+    return json.dumps(doc).encode()
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def render_config(sections: dict[str, dict[str, Any]], feeds: list[dict[str, Any]]) -> str:
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    for feed in feeds:
+        lines.append("[[feeds]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in feed.items()]
+    return "\n".join(lines) + "\n"
+
+
+ConfigWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a config into tmp_path: a SQLite file there, the small watchlist, no replay, the given feeds."""
+
+    def write(feeds: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Path:
+        base: dict[str, dict[str, Any]] = {
+            "database": {"path": str(tmp_path / "ingest.db")},
+            "watchlist": {"path": str(SMALL_WATCHLIST)},
+            "replay": {"on_start": []},
+            "daemon": {"log_level": "INFO"},
+        }
+        for name, values in sections.items():
+            base.setdefault(name, {}).update(values)
+        path = tmp_path / "ingest.toml"
+        path.write_text(render_config(base, feeds or []))
+        return path
+
+    return write

@@ -1,0 +1,129 @@
+"""Real components for integration tests: a readsb-v2 feed server on 127.0.0.1 in a thread.
+
+The server answers every GET from a script: `server.reply(prefix, Reply(...))` sets the answer for paths
+that start with `prefix` (longest prefix wins); everything else gets an empty `{"ac": []}`. A Reply can
+delay, stream a huge body, cut the body short or send any status and headers. Each request is recorded.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import envelope
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    stream_bytes: int = 0  # send this many filler bytes after `body`, in 64 KiB chunks, no Content-Length
+    cut_at: int | None = None  # announce the full length, send only this many bytes, close
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    at: float
+
+
+class FeedServer:
+    def __init__(self) -> None:
+        self.replies: dict[str, Reply | list[Reply]] = {}
+        self.requests: list[Seen] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                with server.lock:
+                    server.requests.append(Seen(self.path, dict(self.headers), time.monotonic()))
+                reply = server.reply_for(self.path)
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                try:
+                    self._send(reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout or body cap): that is what the test wanted
+
+            def _send(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                if reply.stream_bytes:
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                    chunk = b" " * 65536
+                    for _ in range(reply.stream_bytes // len(chunk)):
+                        self.wfile.write(chunk)
+                    self.close_connection = True
+                    return
+                self.send_header("Content-Length", str(len(reply.body)))
+                if reply.cut_at is not None:
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(reply.body[: reply.cut_at])
+                    self.close_connection = True
+                    return
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="feed-server", daemon=True)
+
+    def reply(self, prefix: str, *replies: Reply) -> None:
+        """Answer paths starting with `prefix`: with one reply always, or with several in turn (the last repeats)."""
+        with self.lock:
+            self.replies[prefix] = replies[0] if len(replies) == 1 else list(replies)
+
+    def reply_for(self, path: str) -> Reply:
+        with self.lock:
+            matches = [p for p in self.replies if path.startswith(p)]
+            if not matches:
+                return Reply(body=envelope([]))
+            prefix = max(matches, key=len)
+            script = self.replies[prefix]
+            if isinstance(script, list):
+                return script.pop(0) if len(script) > 1 else script[0]
+            return script
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [s.path for s in self.requests]
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
