@@ -52,7 +52,14 @@ def envelope(records: Iterable[dict[str, Any]], now: datetime = T0, jv2: bool = 
     ac = list(records)
     if jv2:
         now_ms = int(now.timestamp() * 1000)
-        doc: dict[str, Any] = {"ac": ac, "msg": "No error", "now": now_ms, "total": len(ac), "ctime": now_ms, "ptime": 0}
+        doc: dict[str, Any] = {
+            "ac": ac,
+            "msg": "No error",
+            "now": now_ms,
+            "total": len(ac),
+            "ctime": now_ms,
+            "ptime": 0,
+        }
     else:
         doc = {"now": round(now.timestamp(), 3), "messages": 123456, "aircraft": ac}
     return json.dumps(doc).encode()

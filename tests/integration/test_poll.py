@@ -127,7 +127,9 @@ def test_a_moving_aircraft_adds_one_sighting_per_position_time(
     rows = sightings_json(config, "62-4125", capsys)
     assert [r["lat"] for r in rows] == [36.0, 36.1, 36.2]
     assert [r["time"] for r in rows] == ["2026-11-20T22:59:58Z", "2026-11-20T23:00:58Z", "2026-11-20T23:01:58Z"]
-    later = sightings_json(config, "62-4125", capsys, "--since", "2026-11-20T23:00:00Z", "--until", "2026-11-20T23:01:00Z")
+    later = sightings_json(
+        config, "62-4125", capsys, "--since", "2026-11-20T23:00:00Z", "--until", "2026-11-20T23:01:00Z"
+    )
     assert [r["lat"] for r in later] == [36.1]
     assert [r["lat"] for r in sightings_json(config, "62-4125", capsys, "--limit", "2")] == [36.1, 36.2]
 
@@ -173,7 +175,10 @@ def test_a_bad_answer_fails_the_feed_without_losing_stored_data(
 
 
 def test_malformed_records_are_skipped_and_counted(
-    feed_server: FeedServer, write_config: ConfigWriter, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    feed_server: FeedServer,
+    write_config: ConfigWriter,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     records = [
         aircraft("ae01d2"),
@@ -210,7 +215,12 @@ def test_aircraft_json_from_a_file_and_from_a_url(
     config = write_config(
         [
             {"name": "file", "kind": "aircraft-json", "source": str(local), "interval_s": 1},
-            {"name": "url", "kind": "aircraft-json", "source": f"{feed_server.url}/data/aircraft.json", "interval_s": 1},
+            {
+                "name": "url",
+                "kind": "aircraft-json",
+                "source": f"{feed_server.url}/data/aircraft.json",
+                "interval_s": 1,
+            },
         ]
     )
     assert main(["poll", "--config", str(config)]) == 0

@@ -1,0 +1,187 @@
+"""Every command and every --format through `main()`, on a real SQLite file, with the bundled demo replay."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import build_parser, main
+from tests.conftest import REPO, ConfigWriter, aircraft, envelope
+
+pytestmark = pytest.mark.integration
+
+DEMO = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
+FIELDS = [
+    "hex", "registration", "type", "callsign", "time", "lat", "lon", "x_m", "y_m", "alt_baro_ft", "on_ground",
+    "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed",
+]  # fmt: skip
+
+
+@pytest.fixture
+def replayed(write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A database holding the synthetic TORA23 sortie."""
+    config = write_config([])
+    assert main(["replay", "--config", str(config), str(DEMO)]) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"{DEMO}: 421 responses, 1151 aircraft, 446 watched in area, 446 new, 0 unreadable"
+    )
+    return config
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_replay_twice_stores_nothing_new(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "replay", "--config", str(replayed), "--feed", "again", str(DEMO))
+    assert code == 0 and "446 watched in area, 0 new" in out
+
+
+def test_sightings_json_has_every_field_oldest_first(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--format", "json", "--limit", "0")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 272
+    assert list(rows[0]) == FIELDS
+    # position times: the snapshot's `now` minus `seen_pos` (the synthetic feed varies it 0.1-8 s)
+    assert rows[0]["time"] == "2026-11-20T22:55:58Z" and rows[-1]["time"] == "2026-11-21T03:36:56Z"
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+    assert {r["hex"] for r in rows} == {"ae01d2"} and {r["callsign"] for r in rows} == {"TORA23"}
+    assert all(r["time"].endswith("Z") for r in rows)
+    assert max(r["alt_baro_ft"] for r in rows) == 31000
+    assert all(isinstance(r["on_ground"], bool) for r in rows)
+
+
+def test_tail_is_case_insensitive_and_hex_works(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outs = [
+        run(capsys, "sightings", tail, "--config", str(replayed), "--format", "json")[1]
+        for tail in ("62-4125", "AE01D2", "ae01d2")
+    ]
+    assert outs[0] == outs[1] == outs[2]
+    assert len(json.loads(outs[0])) == 272
+
+
+def test_sightings_csv_and_table(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--format", "csv", "--limit", "5")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 5 and list(rows[0]) == FIELDS
+    assert rows[-1]["time"] == "2026-11-21T03:36:56Z"
+
+    code, out, _ = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--limit", "3")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 4
+    assert lines[0].split() == [
+        "time",
+        "hex",
+        "reg",
+        "type",
+        "callsign",
+        "lat",
+        "lon",
+        "alt_ft",
+        "gs_kt",
+        "track",
+        "sqk",
+        "source",
+        "feed",
+    ]
+    assert lines[-1].startswith("2026-11-21T03:36:56Z  ae01d2  62-4125")
+
+
+def test_since_until_accept_iso_and_durations(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "sightings", "62-4125", "--config", str(replayed), "--format", "json",
+        "--since", "2026-11-21T00:00:00Z", "--until", "2026-11-21T09:10:00+09:00",
+    )  # fmt: skip
+    times = [r["time"] for r in json.loads(out)]
+    assert code == 0 and len(times) == 10
+    assert times[0] >= "2026-11-21T00:00:00Z" and times[-1] <= "2026-11-21T00:10:00Z"
+    # The demo lies in the past: the last 24 h hold nothing, and that is not an error.
+    code, out, err = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--since", "24h")
+    assert code == 0 and out == "" and "no sightings of 62-4125" in err
+    code, _, err = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--since", "yesterday")
+    assert code == 2 and "neither ISO 8601 nor a duration" in err
+
+
+def test_unknown_tail_exits_non_zero(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "sightings", "N12345", "--config", str(replayed))
+    assert code == 1 and out == ""
+    assert "unknown tail 'N12345'" in err
+
+
+def test_watched_tail_never_seen_is_an_empty_answer(
+    write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "sightings", "62-4134", "--config", str(write_config([])), "--format", "json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_replay_reports_bad_files_and_keeps_going(
+    write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.json.gz"
+    good.write_bytes(gzip.compress(envelope([aircraft("ae01d2")])))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"ac": [')
+    lines = tmp_path / "mixed.ndjson"
+    lines.write_bytes(envelope([aircraft("71f00d", 37.2, 129.5)]) + b"\nnot json\n")
+    missing = tmp_path / "missing.json"
+    config = write_config([])
+    code, out, err = run(capsys, "replay", "--config", str(config), str(good), str(bad), str(lines), str(missing))
+    assert code == 1
+    assert f"{good}: 1 responses, 1 aircraft, 1 watched in area, 1 new, 0 unreadable" in out
+    assert f"{bad}: 1 responses, 0 aircraft, 0 watched in area, 0 new, 1 unreadable" in out
+    assert f"{lines}: 2 responses, 1 aircraft, 1 watched in area, 1 new, 1 unreadable" in out
+    assert f"{missing}: No such file or directory" in err
+
+
+def test_check_config_prints_sources(
+    write_config: ConfigWriter, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config([{"name": "adsb.lol", "kind": "readsb-v2", "base_url": "https://api.adsb.lol"}])
+    monkeypatch.setenv("INGEST_MQTT_PORT", "8883")
+    code, out, _ = run(capsys, "check-config", "--config", str(config), "--set", "feeds.adsb.lol.interval_s=12")
+    assert code == 0
+    assert "port = 8883  # INGEST_MQTT_PORT" in out
+    assert "interval_s = 12.0  # --set feeds.adsb.lol.interval_s" in out
+    assert f'path = "{Path(config).parent / "ingest.db"}"  # {config}' in out
+    assert 'crs = "EPSG:5179"  # default' in out
+    assert "# feed adsb.lol: 2 requests every 12 s, 1 s apart" in out
+    assert out.rstrip().endswith("# configuration ok")
+
+
+def test_config_errors_exit_2_naming_the_key(write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(
+        [{"name": "adsb.fi", "kind": "readsb-v2", "base_url": "https://opendata.adsb.fi/api", "interval_s": 1}]
+    )
+    code, _, err = run(capsys, "poll", "--config", str(config))
+    assert code == 2
+    assert err.startswith(f"ingest: error: {config}: feeds[0].interval_s: 1 s is too short: 2 requests per tick")
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) == {"run", "poll", "replay", "sightings", "check-config"}
+    for name in commands:
+        code, out, _ = run(capsys, name, "--help")
+        assert code == 0 and "--config" in out and "exit codes" in out
+    readme = (REPO / "README.md").read_text()
+    for name in commands:
+        assert f"ingest {name}" in readme, f"README does not show `ingest {name}`"
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ingest", "--version"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and proc.stdout.startswith("ingest ")

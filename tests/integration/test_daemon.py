@@ -1,0 +1,160 @@
+"""`ingest run` as a real process: it polls, keeps polling past a failing feed, loads the on-start replay,
+and stops cleanly (exit 0, database closed) on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, ConfigWriter, aircraft, envelope
+from tests.integration.conftest import FeedServer, Reply
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DEMO = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
+
+
+def feed(server: FeedServer, name: str, interval_s: float = 1, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "readsb-v2", "base_url": server.url, "interval_s": interval_s, **extra}
+
+
+class Daemon:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.log = config.parent / "daemon.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ingest", "run", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                cwd=config.parent,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def query(self, sql: str) -> Any:
+        db = self.config.parent / "ingest.db"
+        if not db.exists():
+            return None
+        with closing(sqlite3.connect(db, timeout=5)) as conn:
+            try:
+                return conn.execute(sql).fetchone()[0]
+            except sqlite3.OperationalError:  # tables not created yet
+                return None
+
+    def wait_for(self, check: Callable[[], bool], timeout_s: float = 15) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited early ({self.proc.returncode}):\n{self.output()}")
+            if check():
+                return
+            time.sleep(0.1)
+        pytest.fail(f"condition not met in {timeout_s} s; daemon log:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 5) -> tuple[int, float]:
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout_s)
+        return code, time.monotonic() - t0
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_polls_and_stops_cleanly(
+    sig: int, feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    feed_server.reply("/v2/hex/", Reply(body=envelope([aircraft("ae01d2")])))
+    daemon = Daemon(write_config([feed(feed_server, "loopback")]))
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls") or 0) >= 2)
+    assert daemon.query("SELECT count(*) FROM sightings") == 1
+
+    code, took_s = daemon.stop(sig)
+    assert code == 0
+    assert took_s < 5
+    out = daemon.output()
+    assert "stopped" in out and "Traceback" not in out
+    db = daemon.config.parent / "ingest.db"
+    # The last connection to close checkpoints and removes the WAL: it is gone only if the daemon closed
+    # its database (every connection of this test is closed right after use).
+    assert not Path(f"{db}-wal").exists()
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_failing_or_slow_feed_delays_nobody_and_is_logged_once(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    feed_server.reply("/good/v2/hex/", Reply(body=envelope([aircraft("ae01d2")])))
+    feed_server.reply("/slow/v2/", Reply(body=envelope([]), delay_s=3))
+    feed_server.reply("/down/v2/", Reply(status=500, body=b"internal error"))
+    config = write_config(
+        [
+            feed(feed_server, "good", base_url=f"{feed_server.url}/good"),
+            feed(feed_server, "slow", base_url=f"{feed_server.url}/slow", read_timeout_s=10),
+            feed(feed_server, "down", base_url=f"{feed_server.url}/down"),
+        ]
+    )
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'good'") or 0) >= 4)
+    # While "slow" sat in its first 3 s answer, "good" kept its 1 s rhythm.
+    assert (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'slow'") or 0) <= 1
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'down'") or 0) >= 2)
+    code, _ = daemon.stop()
+    assert code == 0
+    out = daemon.output()
+    assert out.count("feed down failed: HTTP 500") == 1, out  # once per degraded episode
+    assert "Traceback" not in out
+
+
+def test_run_loads_the_on_start_replay_once(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    config = write_config([feed(feed_server, "loopback", interval_s=30)], replay={"on_start": [str(DEMO)]})
+    for attempt in range(2):
+        daemon = Daemon(config)
+        daemons.append(daemon)
+        daemon.wait_for(lambda d=daemon: "replayed" in d.output())  # type: ignore[misc]
+        assert daemon.stop()[0] == 0
+        stored = daemon.query("SELECT count(*) FROM sightings WHERE hex = 'ae01d2'")
+        assert stored == 272  # every in-area TORA23 position of the synthetic sortie, once
+        expected = "446 new sightings" if attempt == 0 else "0 new sightings"
+        assert expected in daemon.output()
+
+
+def test_bad_config_stops_startup_with_exit_2(write_config: ConfigWriter, tmp_path: Path) -> None:
+    config = write_config([], area={"south": 44.0})
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={k: v for k, v in os.environ.items() if not k.startswith("INGEST_")},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"ingest: error: {config}: area.south: must be less than area.north"
+    assert not (tmp_path / "ingest.db").exists()
