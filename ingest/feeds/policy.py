@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 MAX_BACKOFF_S = 300.0
 FORBIDDEN_PARK_S = 3600.0
+_MAX_DOUBLINGS = 30
 
 
 @dataclass(slots=True)
@@ -43,15 +44,20 @@ class Pacing:
         if self.degraded_since is None:
             self.degraded_since = now
         self.last_reason = reason
-        # The first failure waits one tick; then 2, 4, 8 ... ticks, capped.
-        wait_s: float = min(self.interval_s * 2.0 ** (self.failures - 1), max(MAX_BACKOFF_S, self.interval_s))
+        # The first failure waits one tick; then 2, 4, 8 ... ticks, capped (the exponent too: 2.0 ** 1024
+        # overflows after a few days of outage).
+        backoff_s = min(
+            self.interval_s * 2.0 ** min(self.failures - 1, _MAX_DOUBLINGS), max(MAX_BACKOFF_S, self.interval_s)
+        )
+        # A tick that fires a little early (jitter) must still find the feed ready: 10 % of slack. A wait
+        # the server asked for, or a 403 park, is kept in full.
+        wait_s = backoff_s - 0.1 * self.interval_s
         if status in (401, 403):
             wait_s = max(wait_s, FORBIDDEN_PARK_S)
         if retry_after_s is not None:
             wait_s = max(wait_s, retry_after_s)
-        # A tick that fires a little early must still find the feed ready: leave 10 % of slack.
-        self.next_allowed_at = now + timedelta(seconds=wait_s - 0.1 * self.interval_s)
-        return wait_s
+        self.next_allowed_at = now + timedelta(seconds=wait_s)
+        return max(wait_s, backoff_s)
 
     @property
     def new_episode(self) -> bool:
