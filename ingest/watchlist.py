@@ -103,16 +103,20 @@ def _clean_header(name: str) -> str:
 
 
 def _rows(text: str, path: str) -> Iterable[tuple[int, Mapping[str, str]]]:
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    reader = csv.reader(io.StringIO("\n".join(lines)))
-    header = next(reader, None)
+    """(line number in the file, row) for every data row; blank and `#` comment lines are skipped."""
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    for values in reader:
+        if not any(v.strip() for v in values) or values[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [_clean_header(h) for h in values]
+            if "icao" not in header:
+                raise WatchlistError(path, f"no ICAO column in the header {values!r}")
+            continue
+        yield reader.line_num, dict(zip(header, (v.strip() for v in values), strict=False))
     if header is None:
         raise WatchlistError(path, "the file is empty")
-    names = [_clean_header(h) for h in header]
-    if "icao" not in names:
-        raise WatchlistError(path, f"no ICAO column in the header {header!r}")
-    for number, values in enumerate(reader, start=2):
-        yield number, dict(zip(names, (v.strip() for v in values), strict=False))
 
 
 @dataclass(slots=True)
