@@ -315,19 +315,21 @@ class _Loader:
                 for k in FEED_KEYS
             }
             result.append(FeedSettings(index=index, **values))
-        names = [f.name for f in result]
+        seen: set[str] = set()
         for feed in result:
-            if names.count(feed.name) > 1:
+            if feed.name in seen:
                 raise ConfigError(f"feeds[{feed.index}].name", self.path, f"{feed.name!r} is used twice")
+            seen.add(feed.name)
         return tuple(result)
 
     def _value(self, key: Key, dotted: str, table: Mapping[str, Any], env: str, feed: str = "") -> Any:
         flag = f"feeds.{feed}.{key.name}" if feed else dotted
+        if env in self.environ:
+            self.used_env.add(env)  # a known variable, even when a flag overrides it
         if flag in self.overrides:
             self.used_flags.add(flag)
             return self._finish(key, dotted, _from_text(key, self.overrides[flag]), f"--set {flag}")
         if env in self.environ:
-            self.used_env.add(env)
             return self._finish(key, dotted, _from_text(key, self.environ[env]), env)
         if key.name in table:
             return self._finish(key, dotted, _from_toml(key, table[key.name]), self.path)
