@@ -1,0 +1,110 @@
+"""The SQLite store on a real file: schema and migrations, de-duplication, learnt hexes, tail queries and
+the query plan that keeps them fast on ten million rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ingest.models import Observation, PollRecord, Sighting
+from ingest.store import Store, migrations
+from ingest.watchlist import parse_watchlist
+from tests.conftest import SMALL_WATCHLIST
+
+T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
+
+
+def sighting(
+    hex_icao: str = "ae01d2", at: datetime = T0, reg: str | None = "62-4125", feed: str = "a", lat: float = 37.0
+) -> Sighting:
+    obs = Observation(
+        hex_icao=hex_icao, non_icao=False, position_at=at, lat_deg=lat, lon_deg=124.8, alt_baro_ft=31000,
+        on_ground=False, alt_geom_ft=31400, gs_kt=410.0, track_deg=45.0, squawk="4651", callsign="TORA23",
+        registration=reg, type_icao="R135", source_type="adsb_icao", military=True, messages=10, feed=feed,
+    )  # fmt: skip
+    return Sighting(obs, reg, "R135", 759_739.9, 1_892_465.7)
+
+
+def open_store(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "sub" / "ingest.db")
+    store.sync_watchlist(parse_watchlist(SMALL_WATCHLIST.read_text()))
+    return store
+
+
+def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    assert store.db.journal_mode == "wal"
+    assert [m.name for m in migrations.applied(store.db)] == ["0001_initial"]
+    store.close()
+    again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
+    assert [m.name for m in migrations.applied(again.db)] == ["0001_initial"]
+    assert again.find_aircraft("62-4125") is not None
+    again.close()
+
+
+def test_same_hex_and_second_is_stored_once(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    assert store.save_poll(RECORD, [sighting(), sighting(at=T0 + timedelta(milliseconds=400))]) == 1
+    assert store.save_poll(RECORD, [sighting(feed="b")]) == 0
+    assert store.save_poll(RECORD, [sighting(at=T0 + timedelta(seconds=1))]) == 1
+    rows = store.sightings(("ae01d2",))
+    assert [(r["time"], r["feed"]) for r in rows] == [("2026-11-20T23:00:00Z", "a"), ("2026-11-20T23:00:01Z", "a")]
+    polls = store.feed_polls()
+    assert [p["stored"] for p in polls] == [1, 0, 1]
+    store.close()
+
+
+def test_a_poll_can_skip_its_record(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    assert store.save_poll(RECORD, [sighting()], record_poll=False) == 1
+    assert store.feed_polls() == []
+    store.close()
+
+
+def test_find_aircraft_by_registration_any_case_and_by_hex(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    by_reg = store.find_aircraft("62-4125")
+    assert by_reg is not None and by_reg.hexes == ("ae01d2",) and by_reg.icao_type == "R135"
+    assert store.find_aircraft("AE01D2") == by_reg
+    assert store.find_aircraft("n12345") is None
+    store.close()
+
+
+def test_a_new_hex_for_a_watched_registration_is_learnt(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.save_poll(RECORD, [sighting("ae7777")])
+    aircraft = store.find_aircraft("62-4125")
+    assert aircraft is not None and aircraft.hexes == ("ae01d2", "ae7777")
+    assert store.find_aircraft("ae7777") == aircraft
+    store.sync_watchlist(parse_watchlist(SMALL_WATCHLIST.read_text()))  # a later sync keeps it
+    assert store.find_aircraft("ae7777") == aircraft
+    store.close()
+
+
+def test_since_until_limit(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.save_poll(RECORD, [sighting(at=T0 + timedelta(minutes=m), lat=30 + m) for m in range(10)])
+    rows = store.sightings(("ae01d2",), since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=7), limit=3)
+    assert [r["lat"] for r in rows] == [35, 36, 37]  # the latest three in range, oldest first
+    assert len(store.sightings(("ae01d2",))) == 10
+    assert store.sightings(()) == []
+    store.close()
+
+
+def test_tail_query_is_an_index_range_scan(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.close()
+    with closing(sqlite3.connect(tmp_path / "sub" / "ingest.db")) as conn:
+        plan = " ".join(
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM sightings "
+                "WHERE hex IN (?, ?) AND ts BETWEEN ? AND ? ORDER BY ts DESC LIMIT 10",
+                ("ae01d2", "ae7777", 0, 2**40),
+            )
+        )
+    assert "SEARCH sightings USING PRIMARY KEY (hex=? AND ts>? AND ts<?)" in plan
+    assert "SCAN sightings" not in plan
