@@ -217,7 +217,9 @@ def replay_file(path: Path, feed_name: str, selector: Selector, clock: Clock) ->
         started_at = clock()
         source = f"{path}:{number}"
         try:
-            parsed = parse_readsb(body, feed=feed_name, received_at=started_at, source=source)
+            parsed = parse_readsb(
+                body, feed=feed_name, received_at=started_at, source=source, wanted=selector.watchlist.wants
+            )
         except FeedFormatError as exc:
             record = PollRecord(feed_name, started_at, 0, 1, None, 0, 0, 0, 0, 0, exc.reason)
             yield PollOutcome(record, (), (), exc)

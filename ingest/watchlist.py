@@ -73,13 +73,20 @@ class Watchlist:
 
     def match(self, obs: Observation) -> WatchEntry | None:
         """The watched aircraft this record is, by ICAO hex first, then by the feed's registration."""
-        if not obs.non_icao:
-            entry = self._by_hex.get(obs.hex_icao)
+        return self.lookup(obs.hex_icao, obs.non_icao, obs.registration)
+
+    def lookup(self, hex_icao: str, non_icao: bool, registration: str | None) -> WatchEntry | None:
+        """The same match on a record's raw identity, before it is built into an Observation."""
+        if not non_icao:
+            entry = self._by_hex.get(hex_icao)
             if entry is not None:
                 return entry
-        if obs.registration:
-            return self._by_reg.get(normalise_registration(obs.registration))
+        if registration:
+            return self._by_reg.get(normalise_registration(registration))
         return None
+
+    def wants(self, hex_icao: str, non_icao: bool, registration: str | None) -> bool:
+        return self.lookup(hex_icao, non_icao, registration) is not None
 
     def by_hex(self, hex_icao: str) -> WatchEntry | None:
         return self._by_hex.get(hex_icao.lower())

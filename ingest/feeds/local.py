@@ -15,10 +15,10 @@ class AircraftJsonFeed:
     """The whole `aircraft.json` of one receiver each tick; the watchlist filters it afterwards."""
 
     def __init__(self, settings: FeedSettings, watchlist: Watchlist) -> None:
-        del watchlist  # a receiver's file holds everything it hears; nothing to ask for
         self.name = settings.name
         self.settings = settings
         self._request = FeedRequest(self.name, settings.source, settings.source)
+        self._wanted = watchlist.wants  # a receiver's file holds everything it hears: build only the watched
 
     @property
     def min_request_spacing_s(self) -> float:
@@ -28,4 +28,4 @@ class AircraftJsonFeed:
         return [self._request]
 
     def parse(self, body: bytes, received_at: datetime, source: str) -> ParseResult:
-        return parse_readsb(body, feed=self.name, received_at=received_at, source=source)
+        return parse_readsb(body, feed=self.name, received_at=received_at, source=source, wanted=self._wanted)

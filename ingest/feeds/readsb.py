@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import msgspec
@@ -94,8 +95,21 @@ def _rejected(exc: Exception, raw: msgspec.Raw) -> Rejected:
     return Rejected(str(exc), bytes(raw)[:_RAW_CUT].decode("utf-8", "replace"), field or "record")
 
 
-def parse_readsb(body: bytes, *, feed: str, received_at: datetime, source: str) -> ParseResult:
-    """Parse a readsb-family response; raises FeedFormatError when the body as a whole is unusable."""
+# (hex without '~', non_icao, the feed's registration) -> whether to build the record at all
+Wanted = Callable[[str, bool, str | None], bool]
+
+
+def parse_readsb(
+    body: bytes, *, feed: str, received_at: datetime, source: str, wanted: Wanted | None = None
+) -> ParseResult:
+    """Parse a readsb-family response; raises FeedFormatError when the body as a whole is unusable.
+
+    With `wanted`, only the records it accepts are checked and built into Observations: building and
+    range-checking every record of a 10,000-aircraft answer costs more than decoding it
+    (scripts/bench_pipeline.py), and the watchlist keeps a few of them. Every record is still decoded
+    into its typed struct and its hex checked, so a record of the wrong shape is rejected and counted
+    whoever it is.
+    """
     try:
         env = _ENVELOPE.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -109,7 +123,11 @@ def parse_readsb(body: bytes, *, feed: str, received_at: datetime, source: str) 
     without_position = 0
     for raw in records:
         try:
-            obs = _observation(_AIRCRAFT.decode(raw), feed, feed_now)
+            ac = _AIRCRAFT.decode(raw)
+            hex_icao, non_icao = _identity(ac)
+            if wanted is not None and not wanted(hex_icao, non_icao, ac.r and ac.r.strip()):
+                continue
+            obs = _observation(ac, hex_icao, non_icao, feed, feed_now)
         except (msgspec.ValidationError, msgspec.DecodeError, RecordError) as exc:
             rejected.append(_rejected(exc, raw))
             continue
@@ -126,13 +144,18 @@ def _feed_now(now: float | None, received_at: datetime) -> datetime:
     return from_epoch(now / 1000.0 if now > _NOW_MS_ABOVE else now)
 
 
-def _observation(ac: _Aircraft, feed: str, feed_now: datetime) -> Observation | None:
-    """One record as an Observation; None when it has no position; RecordError when it is malformed."""
+def _identity(ac: _Aircraft) -> tuple[str, bool]:
+    """(6 lower-case hex digits, non_icao): readsb marks non-ICAO addresses with a leading '~'."""
     raw_hex = ac.hex.strip().lower()
     non_icao = raw_hex.startswith("~")
     hex_icao = raw_hex[1:] if non_icao else raw_hex
     if not _HEX.fullmatch(hex_icao):
         raise RecordError("hex", f"hex {ac.hex[:20]!r} is not 6 hex digits")
+    return hex_icao, non_icao
+
+
+def _observation(ac: _Aircraft, hex_icao: str, non_icao: bool, feed: str, feed_now: datetime) -> Observation | None:
+    """One record as an Observation; None when it has no position; RecordError when it is malformed."""
     position = _position(ac)
     if position is None:
         return None
@@ -247,6 +270,7 @@ class ReadsbV2Feed:
         self.name = settings.name
         self.settings = settings
         self._base = settings.base_url.rstrip("/")
+        self._wanted = watchlist.wants
         limit = host_limit(self._base)
         self._spacing_s = limit.min_request_spacing_s if limit else 0.0
         reg_route = limit.reg_route if limit else "reg"
@@ -267,4 +291,4 @@ class ReadsbV2Feed:
         return list(self._requests)
 
     def parse(self, body: bytes, received_at: datetime, source: str) -> ParseResult:
-        return parse_readsb(body, feed=self.name, received_at=received_at, source=source)
+        return parse_readsb(body, feed=self.name, received_at=received_at, source=source, wanted=self._wanted)

@@ -11,12 +11,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, ConfigWriter, aircraft, envelope
+from tests.conftest import REPO, T0, ConfigWriter, aircraft, envelope
 from tests.integration.conftest import FeedServer, Reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -158,3 +159,30 @@ def test_bad_config_stops_startup_with_exit_2(write_config: ConfigWriter, tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"ingest: error: {config}: area.south: must be less than area.north"
     assert not (tmp_path / "ingest.db").exists()
+
+
+def test_bad_answers_never_stop_the_daemon_nor_lose_stored_data(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    first = envelope([aircraft("ae01d2", lat=36.0)])
+    last = envelope([aircraft("ae01d2", lat=36.5)], now=T0 + timedelta(minutes=5))
+    feed_server.reply(
+        "/v2/hex/",
+        Reply(body=first),
+        Reply(body=b"<html>502 Bad Gateway</html>"),
+        Reply(body=b'{"ac":[{"hex":"ae01d2","lat":NaN}],"now":1}'),
+        Reply(body=first, cut_at=30),
+        Reply(body=envelope([aircraft("ae01d2", lat=95.0), aircraft("zzzzzz")])),
+        Reply(status=500, body=b"oops"),
+        Reply(status=429, body=b"{}", headers={"Retry-After": "1"}),
+        Reply(body=last),
+    )
+    daemon = Daemon(write_config([feed(feed_server, "loopback")]))
+    daemons.append(daemon)
+    daemon.wait_for(lambda: daemon.query("SELECT count(*) FROM sightings") == 2, timeout_s=60)
+    assert daemon.query("SELECT group_concat(lat) FROM (SELECT lat FROM sightings ORDER BY ts)") == "36.0,36.5"
+    assert daemon.stop()[0] == 0
+    out = daemon.output()
+    assert "Traceback" not in out
+    assert "skipped a malformed aircraft record" in out
+    assert "recovered after" in out

@@ -508,3 +508,39 @@ def test_bad_optional_values_are_dropped_not_rejected() -> None:
 )
 def test_clean_callsign(flight: str | None, expected: str | None) -> None:
     assert clean_callsign(flight) == expected
+
+
+# -- the watchlist prefilter -----------------------------------------------------------------------
+
+
+def test_wanted_builds_only_accepted_records_but_still_rejects_bad_shapes() -> None:
+    body = json.dumps(
+        {
+            "ac": [
+                {"hex": "ae01d2", "lat": 37.0, "lon": 124.8, "seen_pos": 1.0},
+                {"hex": "71c011", "lat": 37.5, "lon": 127.0, "seen_pos": 1.0},
+                {"hex": "~abc123", "r": "62-4125", "lat": 37.6, "lon": 127.1, "seen_pos": 1.0},
+                {"hex": "71c012", "lat": "37.5", "lon": 127.0},
+                {"hex": "71c013", "lat": 95.0, "lon": 127.0},
+                {"hex": "zzzzzz", "lat": 37.0, "lon": 127.0},
+            ],
+            "now": 1785336058500,
+        }
+    ).encode()
+    asked: list[tuple[str, bool, str | None]] = []
+
+    def wanted(hex_icao: str, non_icao: bool, registration: str | None) -> bool:
+        asked.append((hex_icao, non_icao, registration))
+        return hex_icao == "ae01d2" or registration == "62-4125"
+
+    result = parse_readsb(body, feed=FEED, received_at=RECEIVED, source=SOURCE, wanted=wanted)
+    assert [(o.hex_icao, o.non_icao) for o in result.observations] == [("ae01d2", False), ("abc123", True)]
+    assert result.aircraft == 6
+    # the wrong type and a bad hex are rejected whoever sent them; 95.0 in an unwatched record is not checked
+    assert [r.field for r in result.rejected] == ["lat", "hex"]
+    assert asked == [
+        ("ae01d2", False, None),
+        ("71c011", False, None),
+        ("abc123", True, "62-4125"),
+        ("71c013", False, None),
+    ]
