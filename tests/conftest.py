@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from ingest.models import Observation
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "samples"
 REPO = Path(__file__).parents[1]
@@ -84,6 +86,17 @@ def render_config(sections: dict[str, dict[str, Any]], feeds: list[dict[str, Any
         lines.append("[[feeds]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in feed.items()]
     return "\n".join(lines) + "\n"
+
+
+def observation(hex_icao: str = "ae01d2", **fields: Any) -> Observation:
+    """An Observation of an RC-135 at FL300 over Seoul at T0; any field can be given."""
+    values: dict[str, Any] = dict(
+        hex_icao=hex_icao, non_icao=False, position_at=T0, lat_deg=37.5665, lon_deg=126.978, alt_baro_ft=30000,
+        on_ground=False, alt_geom_ft=30500, gs_kt=420.0, track_deg=90.0, squawk="1234", callsign="TEST01",
+        registration=None, type_icao=None, source_type="adsb_icao", military=True, messages=100, feed="test",
+    )  # fmt: skip
+    values.update(fields)
+    return Observation(**values)
 
 
 ConfigWriter = Callable[..., Path]

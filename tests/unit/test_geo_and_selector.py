@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from ingest.geo import Area, Projector, crs_problem
 from ingest.models import Observation
 from ingest.pipeline import Selector
 from ingest.watchlist import Watchlist, parse_watchlist
+from tests.conftest import observation
 
 # Seoul City Hall, always_xy (lon, lat) -> EPSG:5179 (reliability-and-performance.md §5.1).
 SEOUL_LON, SEOUL_LAT = 126.978, 37.5665
@@ -21,36 +23,8 @@ T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 KOREA = Area("korea", south_deg=33.0, west_deg=124.0, north_deg=39.0, east_deg=132.0)
 
 
-def make_obs(
-    hex_icao: str = "ae01d2",
-    *,
-    lat_deg: float = SEOUL_LAT,
-    lon_deg: float = SEOUL_LON,
-    position_at: datetime = T0,
-    non_icao: bool = False,
-    registration: str | None = None,
-    type_icao: str | None = None,
-) -> Observation:
-    return Observation(
-        hex_icao=hex_icao,
-        non_icao=non_icao,
-        position_at=position_at,
-        lat_deg=lat_deg,
-        lon_deg=lon_deg,
-        alt_baro_ft=30000,
-        on_ground=False,
-        alt_geom_ft=30500,
-        gs_kt=420.0,
-        track_deg=90.0,
-        squawk="1234",
-        callsign="TEST01",
-        registration=registration,
-        type_icao=type_icao,
-        source_type="adsb_icao",
-        military=True,
-        messages=100,
-        feed="test",
-    )
+def make_obs(hex_icao: str = "ae01d2", **fields: Any) -> Observation:
+    return observation(hex_icao, **{"position_at": T0, **fields})
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ingest.models import Observation, PollRecord, Sighting
+from ingest.models import PollRecord, Sighting
 from ingest.store import Store, migrations
 from ingest.watchlist import parse_watchlist
-from tests.conftest import SMALL_WATCHLIST
+from tests.conftest import SMALL_WATCHLIST, observation
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
 RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
@@ -20,10 +20,9 @@ RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
 def sighting(
     hex_icao: str = "ae01d2", at: datetime = T0, reg: str | None = "62-4125", feed: str = "a", lat: float = 37.0
 ) -> Sighting:
-    obs = Observation(
-        hex_icao=hex_icao, non_icao=False, position_at=at, lat_deg=lat, lon_deg=124.8, alt_baro_ft=31000,
-        on_ground=False, alt_geom_ft=31400, gs_kt=410.0, track_deg=45.0, squawk="4651", callsign="TORA23",
-        registration=reg, type_icao="R135", source_type="adsb_icao", military=True, messages=10, feed=feed,
+    obs = observation(
+        hex_icao, position_at=at, lat_deg=lat, lon_deg=124.8, alt_baro_ft=31000, callsign="TORA23",
+        registration=reg, type_icao="R135", feed=feed,
     )  # fmt: skip
     return Sighting(obs, reg, "R135", 759_739.9, 1_892_465.7)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ingest.errors import WatchlistError
 from ingest.models import Observation
 from ingest.watchlist import Watchlist, load_watchlist, parse_watchlist
+from tests.conftest import observation
 
 BUNDLED = Path(__file__).parents[2] / "config" / "watchlist.csv"
 PLANE_ALERT_HEADER = "$ICAO,$Registration,$Operator,$Type,$ICAO Type,#CMPG,$Tag 1,$#Tag 2,$#Tag 3,Category,$#Link"
@@ -21,36 +23,8 @@ PLAIN_HEADER = "ICAO,Registration,Operator,Type,ICAO Type"
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def make_obs(
-    hex_icao: str = "ae01d2",
-    *,
-    non_icao: bool = False,
-    registration: str | None = None,
-    type_icao: str | None = None,
-    position_at: datetime = T0,
-    lat_deg: float = 37.5665,
-    lon_deg: float = 126.978,
-) -> Observation:
-    return Observation(
-        hex_icao=hex_icao,
-        non_icao=non_icao,
-        position_at=position_at,
-        lat_deg=lat_deg,
-        lon_deg=lon_deg,
-        alt_baro_ft=30000,
-        on_ground=False,
-        alt_geom_ft=30500,
-        gs_kt=420.0,
-        track_deg=90.0,
-        squawk="1234",
-        callsign="TEST01",
-        registration=registration,
-        type_icao=type_icao,
-        source_type="adsb_icao",
-        military=True,
-        messages=100,
-        feed="test",
-    )
+def make_obs(hex_icao: str = "ae01d2", **fields: Any) -> Observation:
+    return observation(hex_icao, **{"position_at": T0, **fields})
 
 
 def csv_text(header: str, *rows: str) -> str:
