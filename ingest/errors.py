@@ -7,7 +7,8 @@ IngestError
  │    ├── FeedUnavailable   timeout, refused connection, HTTP error status, 429/503, oversized body
  │    └── FeedFormatError   the body is not what the feed's format promises
  ├── ReplayError         a replay file cannot be read
- └── StoreError          the SQLite store cannot be opened or migrated
+ ├── StoreError          the SQLite store cannot be opened or migrated
+ └── AlertError          MQTT alerts cannot be set up (an unusable TLS file, a bad topic)
 """
 
 from __future__ import annotations
@@ -80,3 +81,7 @@ class ReplayError(IngestError):
 
 class StoreError(IngestError):
     """The SQLite store cannot be opened or migrated."""
+
+
+class AlertError(IngestError):
+    """MQTT alerts cannot be set up or published as asked."""
