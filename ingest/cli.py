@@ -24,12 +24,16 @@ from ingest.app import App, build_app
 from ingest.config import Settings, describe, load
 from ingest.errors import ConfigError, IngestError
 from ingest.feeds.transport import Fetcher
-from ingest.pipeline import FeedJob, replay_file
-from ingest.scheduler import run_daemon, utc_now
+from ingest.models import Sortie
+from ingest.pipeline import FeedJob, Tracker, replay_file
+from ingest.scheduler import deliver_pending, run_daemon, utc_now
 from ingest.store import SIGHTING_FIELDS, Store
-from ingest.timeutil import parse_when
+from ingest.timeutil import iso_z, parse_when
+from ingest.watchlist import normalise_registration
 
 log = logging.getLogger("ingest")
+
+_DELIVER_TIMEOUT_S = 10.0
 
 EPILOG = """\
 configuration: --config PATH, else $INGEST_CONFIG, else config/ingest.toml (relative paths in it are
@@ -82,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", metavar="WHEN", help="ISO 8601 time or a duration before now")
     p.add_argument("--limit", type=int, default=1000, metavar="N",
                    help="at most the N latest sightings (default 1000; 0 for all)")  # fmt: skip
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
+    p = command("sorties", "Print sorties, one row each, oldest first.", cmd_sorties)
+    p.add_argument("tail", metavar="TAIL", nargs="?", help="registration or ICAO hex (default: every aircraft)")
+    p.add_argument("--since", metavar="WHEN", help="sorties that started since: ISO 8601 or a duration (24h, 7d)")
+    p.add_argument("--open", action="store_true", help="only sorties still in progress")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most the N latest (default 100; 0 for all)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     command("check-config", "Validate the configuration and print the effective settings (secrets masked).",
             cmd_check_config)  # fmt: skip
@@ -154,6 +164,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     failed = 0
     try:
         store.sync_watchlist(app.watchlist)
+        tracker = Tracker(app.settings, store)
         for feed in app.feeds:
             fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
             try:
@@ -161,7 +172,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             finally:
                 fetcher.close()
             assert outcome is not None
-            stored = store.save_poll(outcome.record, outcome.sightings)
+            stored = tracker.save_poll(store, outcome, utc_now())
             r = outcome.record
             status = f"HTTP {r.http_status}" if r.http_status else "no answer"
             line = (
@@ -173,6 +184,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
                 failed += 1
                 line += f": {outcome.failure.reason}"
             print(line)
+        tracker.check(store, utc_now())
+        _deliver_alerts(app.settings, store)
     finally:
         store.close()
     if not app.feeds:
@@ -187,14 +200,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     errors = 0
     try:
         store.sync_watchlist(app.watchlist)
+        tracker = Tracker(app.settings, store)
         for path in args.files:
-            errors += _replay_one(app, store, path, feed_name)
+            errors += _replay_one(app, store, tracker, path, feed_name)
+        _deliver_alerts(app.settings, store)
     finally:
         store.close()
     return 1 if errors else 0
 
 
-def _replay_one(app: App, store: Store, path: Path, feed_name: str) -> int:
+def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name: str) -> int:
     """Replay one file and print its summary; returns 1 when it could not be read or had bad responses."""
     responses = aircraft = kept = stored = bad = 0
     try:
@@ -206,7 +221,9 @@ def _replay_one(app: App, store: Store, path: Path, feed_name: str) -> int:
                 continue
             aircraft += outcome.record.aircraft
             kept += outcome.record.kept
-            stored += store.save_poll(outcome.record, outcome.sightings)
+            # A recording runs on its own clock: sorties start and end at the recorded times.
+            stored += tracker.save_poll(store, outcome, outcome.record.started_at)
+            tracker.check(store, outcome.record.started_at)
     except IngestError as exc:
         print(f"ingest: error: {exc}", file=sys.stderr)
         return 1
@@ -258,7 +275,7 @@ def _print_sightings(rows: list[dict[str, Any]], fmt: str, label: str) -> None:
     elif not rows:
         print(f"no sightings of {label} in that period", file=sys.stderr)
     else:
-        print(_table(rows))
+        print(_grid(rows, _TABLE, _cell))
 
 
 _TABLE = (
@@ -282,12 +299,110 @@ def _cell(row: dict[str, Any], key: str) -> str:
     return str(value)
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    cells = [[_cell(r, key) for key, _, _ in _TABLE] for r in rows]
-    widths = [max([w, len(title)] + [len(c[i]) for c in cells]) for i, (_, title, w) in enumerate(_TABLE)]
-    lines = ["  ".join(title.ljust(widths[i]) for i, (_, title, _) in enumerate(_TABLE)).rstrip()]
+def _grid(
+    rows: list[dict[str, Any]], columns: Sequence[tuple[str, str, int]], cell: Callable[[dict[str, Any], str], str]
+) -> str:
+    """A plain-text table: one header line, one line per row, columns padded to their widest cell."""
+    cells = [[cell(r, key) for key, _, _ in columns] for r in rows]
+    widths = [max([w, len(title)] + [len(c[i]) for c in cells]) for i, (_, title, w) in enumerate(columns)]
+    lines = ["  ".join(title.ljust(widths[i]) for i, (_, title, _) in enumerate(columns)).rstrip()]
     lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
     return "\n".join(lines)
+
+
+def _deliver_alerts(settings: Settings, store: Store) -> None:
+    """One-shot commands publish what the outbox holds before they exit, for at most a few seconds."""
+    if not settings.mqtt.enabled:
+        return
+    unsent, _ = store.outbox_counts()
+    if not unsent:
+        return
+    sent = deliver_pending(settings, store, utc_now, timeout_s=_DELIVER_TIMEOUT_S)
+    waiting = store.outbox_counts()[0]
+    print(f"alerts: {sent} published" + (f", {waiting} wait in the outbox for the broker" if waiting else ""))
+
+
+def cmd_sorties(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    try:
+        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit < 0:
+        print("ingest: error: --limit must be 0 or more", file=sys.stderr)
+        return 2
+    store = Store(app.settings.database.path)
+    try:
+        keys: list[str] | None = None
+        if args.tail:
+            key = _aircraft_key(app, store, args.tail)
+            if key is None:
+                print(f"ingest: unknown tail {args.tail!r}: not in the watchlist and never seen", file=sys.stderr)
+                return 1
+            keys = [key]
+        rows = [sortie_dict(s) for s in store.sorties(keys, since, args.open, args.limit or None)]
+    finally:
+        store.close()
+    _print_sorties(rows, args.format)
+    return 0
+
+
+def _aircraft_key(app: App, store: Store, tail: str) -> str | None:
+    """The key sorties are stored under, from the store (learnt hexes included) or the watchlist."""
+    aircraft = store.find_aircraft(tail)
+    if aircraft is not None:
+        return aircraft.key
+    entry = app.watchlist.by_registration(tail) or app.watchlist.by_hex(tail.strip())
+    return normalise_registration(entry.key) if entry is not None else None
+
+
+SORTIE_FIELDS = (
+    "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
+    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen",
+)  # fmt: skip
+
+
+def sortie_dict(s: Sortie) -> dict[str, Any]:
+    return {
+        "sortie_id": s.sortie_id, "hex": s.hex_icao, "registration": s.registration, "type": s.type_icao,
+        "callsigns": list(s.callsigns), "start": iso_z(s.start_at), "end": iso_z(s.end_at) if s.end_at else None,
+        "end_reason": s.end_reason, "duration_s": s.duration_s, "max_alt_baro_ft": s.max_alt_baro_ft,
+        "sightings": s.sightings,
+        "previous_sortie_end": iso_z(s.previous_sortie_end) if s.previous_sortie_end else None,
+        "last_seen": iso_z(s.last_seen_at),
+    }  # fmt: skip
+
+
+def _print_sorties(rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=1))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=SORTIE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "callsigns": " ".join(r["callsigns"])} for r in rows)
+    elif not rows:
+        print("no sorties in that period", file=sys.stderr)
+    else:
+        print(_grid(rows, _SORTIE_TABLE, _sortie_cell))
+
+
+_SORTIE_TABLE = (
+    ("sortie_id", "sortie", 22), ("registration", "reg", 8), ("type", "type", 4), ("callsigns", "callsigns", 9),
+    ("start", "start", 20), ("end", "end", 20), ("end_reason", "reason", 11), ("duration_s", "duration", 8),
+    ("max_alt_baro_ft", "max_ft", 6), ("sightings", "seen", 4),
+)  # fmt: skip
+
+
+def _sortie_cell(row: dict[str, Any], key: str) -> str:
+    value = row[key]
+    if key == "callsigns":
+        return ",".join(value) or "-"
+    if key == "duration_s":
+        return f"{value // 3600}h{value % 3600 // 60:02d}m"
+    if key == "end" and value is None:
+        return "(open)"
+    return "-" if value is None else str(value)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -40,7 +40,8 @@ class Key:
     default: Any
     doc: str
     check: Check | None = None
-    secret: bool = False
+    secret: bool = False  # masked by check-config; never in a repr or a log line
+    env_only: bool = False  # may only come from its environment variable, never from the TOML file
 
 
 def _positive(v: float) -> str | None:
@@ -74,6 +75,12 @@ def _not_empty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+def _topic_prefix(v: str) -> str | None:
+    if not v.strip() or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+        return "must be a topic without wildcards (+ #) or leading/trailing /"
+    return None
+
+
 def _per_request(v: int) -> str | None:
     return None if 1 <= v <= 1000 else "must be between 1 and 1000 (the APIs' list limit)"
 
@@ -89,12 +96,24 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("crs", "str", "EPSG:5179", "projected CRS for x_m/y_m", crs_problem),
     ),
     "watchlist": (Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db style CSV"),),
-    "sorties": (Key("gap_s", "float", 1800.0, "silence that ends a sortie", _positive),),
+    "sorties": (
+        Key("gap_s", "float", 1800.0, "silence that ends a sortie", _positive),
+        Key("check_interval_s", "float", 30.0, "how often open sorties are checked for their end", _positive),
+    ),
     "mqtt": (
         Key("enabled", "bool", False, "publish sortie alerts over MQTT"),
         Key("host", "str", "127.0.0.1", "broker host", _not_empty),
         Key("port", "int", 1883, "broker port", _port),
-        Key("topic_prefix", "str", "ingest", "first topic level", _not_empty),
+        Key("topic_prefix", "str", "ingest", "first topic level", _topic_prefix),
+        Key("client_id", "str", "ingest", "MQTT client id (unique per daemon)", _not_empty),
+        Key("username", "str", "", "user name, when the broker asks for one"),
+        Key("password", "str", "", "only from INGEST_MQTT_PASSWORD", secret=True, env_only=True),
+        Key("password_file", "str", "", "a file holding the password (e.g. a Docker secret)"),
+        Key("tls", "bool", False, "connect with TLS"),
+        Key("ca_file", "str", "", "CA certificates that sign the broker's (empty: the system's)"),
+        Key("cert_file", "str", "", "client certificate, with key_file"),
+        Key("key_file", "str", "", "client certificate's private key"),
+        Key("keepalive_s", "int", 30, "MQTT keepalive", _positive),
     ),
     "replay": (
         Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),
@@ -150,6 +169,7 @@ class WatchlistSettings:
 @dataclass(frozen=True, slots=True)
 class SortiesSettings:
     gap_s: float
+    check_interval_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +178,15 @@ class MqttSettings:
     host: str
     port: int
     topic_prefix: str
+    client_id: str
+    username: str
+    password: str = field(repr=False)  # from INGEST_MQTT_PASSWORD, or read from password_file by load()
+    password_file: str
+    tls: bool
+    ca_file: str
+    cert_file: str
+    key_file: str
+    keepalive_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +284,7 @@ def load(
     for unknown in data:
         raise ConfigError(unknown, str(cfg_path), "unknown section or key")
     loader.reject_unused()
+    sections["mqtt"]["password"] = _mqtt_password(sections["mqtt"], loader.sources)
     settings = Settings(
         path=cfg_path,
         feeds=feeds,
@@ -263,6 +293,24 @@ def load(
     )
     _cross_check(settings)
     return settings
+
+
+def _mqtt_password(mqtt: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    """INGEST_MQTT_PASSWORD, or the content of password_file (one line; the newline is dropped)."""
+    path = mqtt["password_file"]
+    if not path:
+        return str(mqtt["password"])
+    if mqtt["password"]:
+        raise ConfigError(
+            "mqtt.password_file", sources["mqtt.password_file"], "give INGEST_MQTT_PASSWORD or password_file, not both"
+        )
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(
+            "mqtt.password_file", sources["mqtt.password_file"], f"cannot read {path}: {reason}"
+        ) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -291,10 +339,14 @@ class _Loader:
     def section(self, name: str, keys: tuple[Key, ...], table: Any) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise ConfigError(name, self.path, "must be a table ([" + name + "])")
-        known = {k.name for k in keys}
+        known = {k.name: k for k in keys}
         for key in table:
             if key not in known:
                 raise ConfigError(f"{name}.{key}", self.path, "unknown key")
+            if known[key].env_only:
+                raise ConfigError(
+                    f"{name}.{key}", self.path, f"never put it in the file: set {env_name(name, key)} instead"
+                )
         return {k.name: self._value(k, f"{name}.{k.name}", table, env_name(name, k.name)) for k in keys}
 
     def feeds(self, items: Any) -> tuple[FeedSettings, ...]:
@@ -406,6 +458,13 @@ def _cross_check(s: Settings) -> None:
         raise ConfigError("area.west", s.source_of("area.west"), "must be less than area.east")
     if not s.watchlist.path.is_file():
         raise ConfigError("watchlist.path", s.source_of("watchlist.path"), f"no such file: {s.watchlist.path}")
+    m = s.mqtt
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"mqtt.{key}", s.source_of(f"mqtt.{key}"), f"no such file: {path}")
+    if bool(m.cert_file) != bool(m.key_file):
+        raise ConfigError("mqtt.cert_file", s.source_of("mqtt.cert_file"), "cert_file and key_file go together")
     for replay in s.replay.on_start:
         if not replay.is_file():
             raise ConfigError("replay.on_start", s.source_of("replay.on_start"), f"no such file: {replay}")
@@ -419,7 +478,8 @@ def describe(settings: Settings) -> str:
         section = getattr(settings, name)
         for key in keys:
             dotted = f"{name}.{key.name}"
-            value = "***" if key.secret else _toml(getattr(section, key.name))
+            raw = getattr(section, key.name)
+            value = ('"***"' if raw else '""') if key.secret else _toml(raw)
             lines.append(f"{key.name} = {value}  # {settings.source_of(dotted)}")
     for feed in settings.feeds:
         lines.append("\n[[feeds]]")

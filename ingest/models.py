@@ -31,6 +31,7 @@ class Observation:
     military: bool  # readsb `dbFlags & 1`
     messages: int | None
     feed: str
+    age_s: float = 0.0  # how old the position was at the feed's `now` (readsb `seen_pos`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +80,88 @@ class PollRecord:
     stored: int  # new rows (the rest were already stored)
     rejected: int
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A watched aircraft's position as the sortie detector sees it, inside the area or not."""
+
+    key: str  # the watched aircraft: its upper-case registration, or its first hex without one
+    registration: str | None
+    type_icao: str | None
+    obs: Observation
+    inside: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """The sighting that marks a sortie's start or end: where, when, how high, who reported it."""
+
+    at: datetime
+    lat_deg: float
+    lon_deg: float
+    alt_baro_ft: int | None
+    callsign: str | None
+    feed: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sortie:
+    """A period of airborne presence of one watched aircraft inside the area (a snapshot)."""
+
+    sortie_id: str  # stable: "<hex>-<start as %Y%m%dT%H%M%SZ>"
+    key: str
+    hex_icao: str
+    registration: str | None
+    type_icao: str | None
+    first: Fix  # the first airborne sighting inside the area
+    last: Fix  # the last airborne sighting inside the area; the end time is last.at
+    last_seen_at: datetime  # the last report of this aircraft from any feed, inside or outside the area
+    callsigns: tuple[str, ...]  # every callsign used, in order of first use
+    max_alt_baro_ft: int | None
+    sightings: int  # airborne sightings inside the area
+    previous_sortie_end: datetime | None  # when this aircraft's previous sortie ended
+    end_reason: str | None = None  # None while open; "landed", "left_area" or "signal_lost"
+
+    @property
+    def is_open(self) -> bool:
+        return self.end_reason is None
+
+    @property
+    def start_at(self) -> datetime:
+        return self.first.at
+
+    @property
+    def end_at(self) -> datetime | None:
+        return None if self.end_reason is None else self.last.at
+
+    @property
+    def duration_s(self) -> int:
+        return int((self.last.at - self.first.at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class SortieEvent:
+    """A sortie started or ended; `sortie` is its state right after the event."""
+
+    kind: str  # "start" or "end"
+    sortie: Sortie
+
+    @property
+    def event_id(self) -> str:
+        """Stable: the same event always has the same id, so subscribers can de-duplicate on it."""
+        return f"{self.sortie.sortie_id}/{self.kind}"
+
+    @property
+    def fix(self) -> Fix:
+        """The sighting that triggered the event."""
+        return self.sortie.first if self.kind == "start" else self.sortie.last
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One MQTT message for the outbox (alerts/messages.py builds it)."""
+
+    event_id: str
+    topic: str
+    payload: str

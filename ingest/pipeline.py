@@ -21,14 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.alerts.messages import alert
+from ingest.config import Settings
 from ingest.errors import FeedError, FeedFormatError, FeedUnavailable, ReplayError
 from ingest.feeds.base import FeedRequest, FeedSource
 from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.transport import Response
 from ingest.geo import Area, Projector
-from ingest.models import Observation, ParseResult, PollRecord, Rejected, Sighting
-from ingest.watchlist import Watchlist
+from ingest.models import Observation, ParseResult, PollRecord, Rejected, Report, Sighting, SortieEvent
+from ingest.sorties import SortieDetector, Update
+from ingest.store import Store, Tracking
+from ingest.timeutil import iso_z
+from ingest.watchlist import WatchEntry, Watchlist, normalise_registration
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +44,14 @@ Sleep = Callable[[float], object]  # returns a true value when the wait was cut 
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The watched records of a poll, and those of them inside the area, projected."""
+    """The watched records of a poll (`reports`, inside the area or not), and those inside, projected."""
 
-    matched: int
+    reports: tuple[Report, ...]
     sightings: tuple[Sighting, ...]
+
+    @property
+    def matched(self) -> int:
+        return len(self.reports)
 
 
 class Selector:
@@ -54,7 +63,7 @@ class Selector:
         self.area = area
 
     def select(self, observations: Sequence[Observation], oldest: datetime | None = None) -> Selection:
-        matched = []
+        matched: list[tuple[Observation, WatchEntry]] = []
         seen: set[tuple[str, int]] = set()
         for obs in observations:
             entry = self.watchlist.match(obs)
@@ -63,20 +72,30 @@ class Selector:
             key = (obs.hex_icao, int(obs.position_at.timestamp()))
             if key not in seen:  # the same position from the hex and the registration query
                 seen.add(key)
-                matched.append((obs, entry.registration or obs.registration, entry.icao_type or obs.type_icao))
+                matched.append((obs, entry))
         if not matched:
-            return Selection(0, ())
+            return Selection((), ())
         lats = np.fromiter((m[0].lat_deg for m in matched), dtype=np.float64, count=len(matched))
         lons = np.fromiter((m[0].lon_deg for m in matched), dtype=np.float64, count=len(matched))
-        inside = np.flatnonzero(self.area.contains(lats, lons))
+        contained = self.area.contains(lats, lons)
+        inside = np.flatnonzero(contained)
         xs, ys = self.projector.project(lons[inside], lats[inside])
         finite = np.isfinite(xs) & np.isfinite(ys)
+        reports = tuple(
+            _report(obs, entry, bool(c)) for (obs, entry), c in zip(matched, contained.tolist(), strict=True)
+        )
         sightings = tuple(
-            Sighting(matched[i][0], matched[i][1], matched[i][2], float(x), float(y))
+            Sighting(reports[i].obs, reports[i].registration, reports[i].type_icao, float(x), float(y))
             for i, x, y, ok in zip(inside.tolist(), xs.tolist(), ys.tolist(), finite.tolist(), strict=True)
             if ok
         )
-        return Selection(len(matched), sightings)
+        return Selection(reports, sightings)
+
+
+def _report(obs: Observation, entry: WatchEntry, inside: bool) -> Report:
+    """The watchlist's registration and type win over the feed's database."""
+    key = normalise_registration(entry.key)  # as the store's aircraft table names it
+    return Report(key, entry.registration or obs.registration, entry.icao_type or obs.type_icao, obs, inside)
 
 
 @dataclass(slots=True)
@@ -87,6 +106,7 @@ class PollOutcome:
     sightings: tuple[Sighting, ...]
     rejected: tuple[Rejected, ...] = ()
     failure: FeedError | None = None
+    reports: tuple[Report, ...] = ()  # every watched position, inside the area or not: the sortie detector's input
 
 
 @dataclass(slots=True)
@@ -140,7 +160,7 @@ def poll_feed(feed: FeedSource, fetch: Fetch, selector: Selector, clock: Clock, 
         rejected=len(tally.rejected),
         error=failure.reason if failure else None,
     )
-    return PollOutcome(record, selection.sightings, tuple(tally.rejected), failure)
+    return PollOutcome(record, selection.sightings, tuple(tally.rejected), failure, selection.reports)
 
 
 class FeedJob:
@@ -230,4 +250,79 @@ def replay_file(path: Path, feed_name: str, selector: Selector, clock: Clock) ->
             aircraft=parsed.aircraft, matched=selection.matched, kept=len(selection.sightings), stored=0,
             rejected=len(parsed.rejected), error=None,
         )  # fmt: skip
-        yield PollOutcome(record, selection.sightings, parsed.rejected)
+        yield PollOutcome(record, selection.sightings, parsed.rejected, None, selection.reports)
+
+
+# -- sorties ---------------------------------------------------------------------------------------
+
+
+class Tracker:
+    """The sortie detector between the pipeline and the store. Lives in the thread that owns the Store:
+    a poll's sightings, the sortie changes they cause and the alerts those raise commit together."""
+
+    def __init__(self, settings: Settings, store: Store, on_alerts: Callable[[], object] = lambda: None) -> None:
+        self.on_alerts = on_alerts  # called after alerts were committed to the outbox
+        self.gap_s = settings.sorties.gap_s
+        self.area = settings.area.name
+        self.prefix = settings.mqtt.topic_prefix
+        self.alerts = settings.mqtt.enabled  # with MQTT off nothing is queued
+        self.reload(store)
+
+    def reload(self, store: Store) -> None:
+        """(Re)build the detector from what the store holds: after a restart, or a failed transaction."""
+        open_sorties, last_report_at, last_end_at = store.tracker_state()
+        self.detector = SortieDetector(self.gap_s, open_sorties, last_report_at, last_end_at)
+
+    def save_poll(self, store: Store, outcome: PollOutcome, now: datetime, record_poll: bool = True) -> int:
+        """Store a poll with the sortie changes it causes; returns the new sightings."""
+        update = self.detector.update(outcome.reports, now)
+        try:
+            stored = store.save_poll(
+                outcome.record, outcome.sightings, record_poll=record_poll, tracking=self._tracking(update)
+            )
+        except Exception:
+            self.reload(store)  # the detector moved on, the database did not
+            raise
+        self._done(update)
+        return stored
+
+    def check(self, store: Store, now: datetime) -> tuple[SortieEvent, ...]:
+        """End the sorties whose gap has passed (the periodic check)."""
+        update = self.detector.check(now)
+        if update.changed or update.events:
+            try:
+                store.save_tracking(self._tracking(update))
+            except Exception:
+                self.reload(store)
+                raise
+        self._done(update)
+        return update.events
+
+    def _done(self, update: Update) -> None:
+        _log_events(update.events)
+        if update.events and self.alerts:
+            self.on_alerts()
+
+    def _tracking(self, update: Update) -> Tracking:
+        alerts = [alert(self.prefix, self.area, e) for e in update.events] if self.alerts else []
+        return Tracking(update.changed, update.last_report_at, alerts)
+
+
+def _log_events(events: Sequence[SortieEvent]) -> None:
+    for e in events:
+        s = e.sortie
+        tail = s.registration or s.hex_icao
+        if e.kind == "start":
+            log.info(
+                "sortie %s started: %s (%s) %s at %s",
+                s.sortie_id,
+                tail,
+                s.type_icao or "?",
+                s.first.callsign or "-",
+                iso_z(s.start_at),
+            )
+        else:
+            log.info(
+                "sortie %s ended (%s): %s, %s to %s, callsigns %s",
+                s.sortie_id, s.end_reason, tail, iso_z(s.start_at), iso_z(s.last.at), ",".join(s.callsigns) or "-",
+            )  # fmt: skip

@@ -30,9 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared/reference/samples/plane-alert-mil_us-isr-korea_subset.csv"
 DEFAULT_OUTPUT = REPO_ROOT / "config/watchlist.csv"
 
-EXPECTED_HEADER = (
-    "$ICAO,$Registration,$Operator,$Type,$ICAO Type,#CMPG,$Tag 1,$#Tag 2,$#Tag 3,Category,$#Link"
-)
+EXPECTED_HEADER = "$ICAO,$Registration,$Operator,$Type,$ICAO Type,#CMPG,$Tag 1,$#Tag 2,$#Tag 3,Category,$#Link"
 ICAO_COL = 0
 OPERATOR_COL = 2
 TYPE_COL = 3

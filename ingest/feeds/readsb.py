@@ -180,6 +180,7 @@ def _observation(ac: _Aircraft, hex_icao: str, non_icao: bool, feed: str, feed_n
         military=bool(ac.dbFlags & 1),
         messages=ac.messages,
         feed=feed,
+        age_s=age_s,
     )
 
 

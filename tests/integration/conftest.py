@@ -8,16 +8,25 @@ delay, stream a huge body, cut the body short or send any status and headers. Ea
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import envelope
+from tests.mqtt_broker import mqtt_broker  # noqa: F401  (a fixture for the tests of this folder)
 
 
 @dataclass
@@ -39,7 +48,7 @@ class Seen:
 
 class FeedServer:
     def __init__(self) -> None:
-        self.replies: dict[str, Reply | list[Reply]] = {}
+        self.replies: dict[str, Reply | list[Reply] | Callable[[], Reply]] = {}
         self.requests: list[Seen] = []
         self.lock = threading.Lock()
         server = self
@@ -91,10 +100,14 @@ class FeedServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="feed-server", daemon=True)
 
-    def reply(self, prefix: str, *replies: Reply) -> None:
-        """Answer paths starting with `prefix`: with one reply always, or with several in turn (the last repeats)."""
+    def reply(self, prefix: str, *replies: Reply | Callable[[], Reply]) -> None:
+        """Answer paths starting with `prefix`: with one reply (or a function that builds it at request
+        time) always, or with several replies in turn (the last repeats)."""
         with self.lock:
-            self.replies[prefix] = replies[0] if len(replies) == 1 else list(replies)
+            if len(replies) == 1:
+                self.replies[prefix] = replies[0]
+            else:
+                self.replies[prefix] = [r for r in replies if isinstance(r, Reply)]
 
     def reply_for(self, path: str) -> Reply:
         with self.lock:
@@ -105,7 +118,7 @@ class FeedServer:
             script = self.replies[prefix]
             if isinstance(script, list):
                 return script.pop(0) if len(script) > 1 else script[0]
-            return script
+            return script if isinstance(script, Reply) else script()
 
     def paths(self) -> list[str]:
         with self.lock:
@@ -121,6 +134,63 @@ def feed_server() -> Iterator[FeedServer]:
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+class Daemon:
+    """`ingest run --config CONFIG` as a child process, its stderr in a log file beside the config."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None, log_name: str = "daemon.log") -> None:
+        self.config = config
+        self.log = config.parent / log_name
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}, **(env or {})}
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ingest", "run", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                cwd=config.parent,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def query(self, sql: str) -> Any:
+        db = self.config.parent / "ingest.db"
+        if not db.exists():
+            return None
+        with closing(sqlite3.connect(db, timeout=5)) as conn:
+            try:
+                return conn.execute(sql).fetchone()[0]
+            except sqlite3.OperationalError:  # tables not created yet
+                return None
+
+    def wait_for(self, check: Callable[[], bool], timeout_s: float = 15) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited early ({self.proc.returncode}):\n{self.output()}")
+            if check():
+                return
+            time.sleep(0.1)
+        pytest.fail(f"condition not met in {timeout_s} s; daemon log:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 5) -> tuple[int, float]:
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout_s)
+        return code, time.monotonic() - t0
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons a test started; any still running at teardown are killed."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
 
 
 def free_port() -> int:

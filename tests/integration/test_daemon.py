@@ -8,8 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, T0, ConfigWriter, aircraft, envelope
-from tests.integration.conftest import FeedServer, Reply
+from tests.integration.conftest import Daemon, FeedServer, Reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,60 +25,6 @@ DEMO = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
 
 def feed(server: FeedServer, name: str, interval_s: float = 1, **extra: Any) -> dict[str, Any]:
     return {"name": name, "kind": "readsb-v2", "base_url": server.url, "interval_s": interval_s, **extra}
-
-
-class Daemon:
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.log = config.parent / "daemon.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-        with self.log.open("w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ingest", "run", "--config", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=env,
-                cwd=config.parent,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def query(self, sql: str) -> Any:
-        db = self.config.parent / "ingest.db"
-        if not db.exists():
-            return None
-        with closing(sqlite3.connect(db, timeout=5)) as conn:
-            try:
-                return conn.execute(sql).fetchone()[0]
-            except sqlite3.OperationalError:  # tables not created yet
-                return None
-
-    def wait_for(self, check: Callable[[], bool], timeout_s: float = 15) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"daemon exited early ({self.proc.returncode}):\n{self.output()}")
-            if check():
-                return
-            time.sleep(0.1)
-        pytest.fail(f"condition not met in {timeout_s} s; daemon log:\n{self.output()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 5) -> tuple[int, float]:
-        t0 = time.monotonic()
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout_s)
-        return code, time.monotonic() - t0
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -33,6 +33,10 @@ def test_bundled_config_loads_and_shows_every_key(monkeypatch: pytest.MonkeyPatc
     for section, keys in SECTIONS.items():
         assert f"[{section}]" in text
         for key in keys:
+            if key.env_only:  # documented by its variable, never as a key in the file
+                assert env_name(section, key.name) in text
+                assert not re.search(rf"^{key.name} = ", text, re.M)
+                continue
             assert re.search(rf"^#?\s*{key.name} = ", text, re.M), (
                 f"{section}.{key.name} missing from the bundled config"
             )
@@ -170,3 +174,43 @@ def test_describe_annotates_every_value(tmp_path: Path) -> None:
     text = describe(s)
     assert 'name = "Yellow Sea"  # INGEST_AREA_NAME' in text
     assert "gap_s = 1800.0  # default" in text
+
+
+# -- MQTT secrets ------------------------------------------------------------------------------------
+
+
+def test_mqtt_password_never_from_the_file(tmp_path: Path) -> None:
+    path = minimal(tmp_path, '[mqtt]\npassword = "hunter2"')
+    with pytest.raises(ConfigError, match="never put it in the file: set INGEST_MQTT_PASSWORD") as info:
+        load(path, environ={})
+    assert info.value.key == "mqtt.password" and "hunter2" not in str(info.value)
+
+
+def test_mqtt_password_from_env_or_file_and_masked(tmp_path: Path) -> None:
+    path = minimal(tmp_path)
+    s = load(path, environ={"INGEST_MQTT_PASSWORD": "hunter2"})
+    assert s.mqtt.password == "hunter2"
+    assert "hunter2" not in repr(s) and "hunter2" not in describe(s)
+    assert 'password = "***"  # INGEST_MQTT_PASSWORD' in describe(s)
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    s = load(minimal(tmp_path, f'[mqtt]\npassword_file = "{secret}"'), environ={})
+    assert s.mqtt.password == "from-a-file" and "from-a-file" not in describe(s)
+    with pytest.raises(ConfigError, match="not both"):
+        load(minimal(tmp_path, f'[mqtt]\npassword_file = "{secret}"'), environ={"INGEST_MQTT_PASSWORD": "x"})
+    with pytest.raises(ConfigError, match=r"mqtt\.password_file: cannot read /nonexistent"):
+        load(minimal(tmp_path, '[mqtt]\npassword_file = "/nonexistent"'), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[mqtt]\nca_file = "/nonexistent/ca.pem"', "mqtt.ca_file", "no such file"),
+        (f'[mqtt]\ncert_file = "{SMALL_WATCHLIST}"', "mqtt.cert_file", "go together"),
+        ('[mqtt]\ntopic_prefix = "a/#"', "mqtt.topic_prefix", "without wildcards"),
+    ],
+)
+def test_mqtt_files_and_topic(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(minimal(tmp_path, text), environ={})
+    assert info.value.key == key and reason in info.value.reason

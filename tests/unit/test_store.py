@@ -36,10 +36,10 @@ def open_store(tmp_path: Path) -> Store:
 def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     assert store.db.journal_mode == "wal"
-    assert [m.name for m in migrations.applied(store.db)] == ["0001_initial"]
+    assert [m.name for m in migrations.applied(store.db)] == ["0001_initial", "0002_sorties_and_outbox"]
     store.close()
     again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
-    assert [m.name for m in migrations.applied(again.db)] == ["0001_initial"]
+    assert [m.name for m in migrations.applied(again.db)] == ["0001_initial", "0002_sorties_and_outbox"]
     assert again.find_aircraft("62-4125") is not None
     again.close()
 
