@@ -185,3 +185,58 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_python_dash_m_runs_the_cli() -> None:
     proc = subprocess.run([sys.executable, "-m", "ingest", "--version"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and proc.stdout.startswith("ingest ")
+
+
+SORTIE_FIELDS = [
+    "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
+    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen",
+]  # fmt: skip
+
+
+def test_replay_finds_the_demo_sorties_at_the_recorded_times(
+    replayed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "sorties", "--config", str(replayed), "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and [list(r) for r in rows] == [SORTIE_FIELDS, SORTIE_FIELDS]
+    tora, p8 = rows
+    assert (tora["sortie_id"], tora["registration"], tora["type"]) == ("ae01d2-20261120T225558Z", "62-4125", "R135")
+    assert (tora["start"], tora["end"], tora["end_reason"]) == (
+        "2026-11-20T22:55:58.702Z",
+        "2026-11-21T03:36:56.271Z",
+        "left_area",
+    )
+    assert tora["callsigns"] == ["TORA23"] and tora["max_alt_baro_ft"] == 31000 and tora["sightings"] == 272
+    assert tora["duration_s"] == 16857 and tora["previous_sortie_end"] is None
+    assert (p8["registration"], p8["end_reason"], p8["callsigns"]) == ("230921", "landed", ["ROKN621"])
+
+
+def test_sorties_filters_and_formats(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sorties", "AE01D2", "--config", str(replayed), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert (
+        code == 0 and [r["sortie_id"] for r in rows] == ["ae01d2-20261120T225558Z"] and list(rows[0]) == SORTIE_FIELDS
+    )
+    code, out, _ = run(capsys, "sorties", "62-4125", "--config", str(replayed))
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "sortie",
+        "reg",
+        "type",
+        "callsigns",
+        "start",
+        "end",
+        "reason",
+        "duration",
+        "max_ft",
+        "seen",
+    ]
+    assert lines[1].split()[-4:] == ["left_area", "4h40m", "31000", "272"]
+    code, out, err = run(capsys, "sorties", "--open", "--config", str(replayed))
+    assert code == 0 and out == "" and "no sorties" in err
+    code, out, _ = run(
+        capsys, "sorties", "--since", "2026-11-20T23:00:00Z", "--config", str(replayed), "--format", "json"
+    )
+    assert [r["registration"] for r in json.loads(out)] == ["230921"]
+    code, _, err = run(capsys, "sorties", "N12345", "--config", str(replayed))
+    assert code == 1 and "unknown tail 'N12345'" in err
