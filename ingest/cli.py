@@ -44,6 +44,21 @@ exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 """
 
 
+def _when(text: str) -> datetime:
+    """--since/--until: ISO 8601, or a duration before now."""
+    try:
+        return parse_when(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    """--limit: 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML file (default: $INGEST_CONFIG or config/ingest.toml)")
     p.add_argument(
@@ -82,16 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feed", help="feed name stored with the sightings (default: replay.feed)")
     p = command("sightings", "Print the stored sightings of one aircraft, oldest first.", cmd_sightings)
     p.add_argument("tail", metavar="TAIL", help="registration (any case, e.g. 62-4125) or ICAO hex (e.g. ae01d2)")
-    p.add_argument("--since", metavar="WHEN", help="ISO 8601 time or a duration before now: 90m, 24h, 7d")
-    p.add_argument("--until", metavar="WHEN", help="ISO 8601 time or a duration before now")
-    p.add_argument("--limit", type=int, default=1000, metavar="N",
+    p.add_argument("--since", type=_when, metavar="WHEN", help="ISO 8601 time or a duration before now: 90m, 24h, 7d")
+    p.add_argument("--until", type=_when, metavar="WHEN", help="ISO 8601 time or a duration before now")
+    p.add_argument("--limit", type=_count, default=1000, metavar="N",
                    help="at most the N latest sightings (default 1000; 0 for all)")  # fmt: skip
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     p = command("sorties", "Print sorties, one row each, oldest first.", cmd_sorties)
     p.add_argument("tail", metavar="TAIL", nargs="?", help="registration or ICAO hex (default: every aircraft)")
-    p.add_argument("--since", metavar="WHEN", help="sorties that started since: ISO 8601 or a duration (24h, 7d)")
+    p.add_argument(
+        "--since", type=_when, metavar="WHEN", help="sorties that started since: ISO 8601 or a duration (24h, 7d)"
+    )
     p.add_argument("--open", action="store_true", help="only sorties still in progress")
-    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most the N latest (default 100; 0 for all)")
+    p.add_argument(
+        "--limit", type=_count, default=100, metavar="N", help="at most the N latest (default 100; 0 for all)"
+    )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     command("check-config", "Validate the configuration and print the effective settings (secrets masked).",
             cmd_check_config)  # fmt: skip
@@ -233,16 +252,6 @@ def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name:
 
 def cmd_sightings(args: argparse.Namespace) -> int:
     app = build_app(_settings(args))
-    now = datetime.now(UTC)
-    try:
-        since = parse_when(args.since, now) if args.since else None
-        until = parse_when(args.until, now) if args.until else None
-    except ValueError as exc:
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return 2
-    if args.limit < 0:
-        print("ingest: error: --limit must be 0 or more", file=sys.stderr)
-        return 2
     store = Store(app.settings.database.path)
     try:
         aircraft = store.find_aircraft(args.tail)
@@ -258,7 +267,7 @@ def cmd_sightings(args: argparse.Namespace) -> int:
                 )
                 return 1
             hexes, label = entry.hexes, entry.key
-        rows = store.sightings(hexes, since, until, args.limit or None)
+        rows = store.sightings(hexes, args.since, args.until, args.limit or None)
     finally:
         store.close()
     _print_sightings(rows, args.format, label)
@@ -324,14 +333,6 @@ def _deliver_alerts(settings: Settings, store: Store) -> None:
 
 def cmd_sorties(args: argparse.Namespace) -> int:
     app = build_app(_settings(args))
-    try:
-        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
-    except ValueError as exc:
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return 2
-    if args.limit < 0:
-        print("ingest: error: --limit must be 0 or more", file=sys.stderr)
-        return 2
     store = Store(app.settings.database.path)
     try:
         keys: list[str] | None = None
@@ -341,7 +342,7 @@ def cmd_sorties(args: argparse.Namespace) -> int:
                 print(f"ingest: unknown tail {args.tail!r}: not in the watchlist and never seen", file=sys.stderr)
                 return 1
             keys = [key]
-        rows = [sortie_dict(s) for s in store.sorties(keys, since, args.open, args.limit or None)]
+        rows = [sortie_dict(s) for s in store.sorties(keys, args.since, args.open, args.limit or None)]
     finally:
         store.close()
     _print_sorties(rows, args.format)
