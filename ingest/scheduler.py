@@ -41,7 +41,7 @@ _SAVE_TIMEOUT_S = 60.0
 _RELAY_PERIOD_S = 0.2
 _FLUSH_ON_STOP_S = 3.0
 _CONNECT_WAIT_S = 5.0
-_ACK_POLL_S = 0.02
+_ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
 
 
@@ -155,12 +155,13 @@ class _WriterOutbox:
 
 
 class AlertRelay(threading.Thread):
-    """Drains the outbox to the broker: woken when alerts are queued, and every `_RELAY_PERIOD_S`."""
+    """Drains the outbox to the broker: woken when alerts are queued, when a PUBACK arrives (to mark it
+    sent and fill its place at once), and every `_RELAY_PERIOD_S` (to notice a reconnect)."""
 
-    def __init__(self, relay: OutboxRelay) -> None:
+    def __init__(self, relay: OutboxRelay, wake: threading.Event) -> None:
         super().__init__(name="ingest-alerts", daemon=True)
         self.relay = relay
-        self._wake = threading.Event()
+        self._wake = wake
         self._stop_at: float | None = None
 
     def wake(self) -> None:
@@ -168,8 +169,7 @@ class AlertRelay(threading.Thread):
 
     def run(self) -> None:
         while True:
-            self._wake.wait(_RELAY_PERIOD_S)
-            self._wake.clear()
+            self._wake.clear()  # before the pump: a wake-up during it is not lost
             try:
                 published = self.relay.pump()
             except Exception:
@@ -177,6 +177,7 @@ class AlertRelay(threading.Thread):
                 published = 0
             if self._stop_at is not None and (time.monotonic() >= self._stop_at or (self.relay.idle and not published)):
                 return
+            self._wake.wait(_RELAY_PERIOD_S)
 
     def stop(self, flush_s: float) -> None:
         """Publish what is pending for up to `flush_s`, then end the thread."""
@@ -215,7 +216,8 @@ def _on_job_event(event: JobExecutionEvent) -> None:
 def deliver_pending(settings: Settings, store: Store, clock: Clock, timeout_s: float) -> int:
     """Publish the outbox from this thread for at most `timeout_s` (one-shot commands); returns how many
     alerts the broker acknowledged. What is left stays in the outbox for the next run."""
-    publisher = MqttPublisher(mqtt_options(settings))
+    acked = threading.Event()
+    publisher = MqttPublisher(mqtt_options(settings), on_ack=acked.set)
     publisher.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -223,10 +225,11 @@ def deliver_pending(settings: Settings, store: Store, clock: Clock, timeout_s: f
             return 0
         relay = OutboxRelay(store, publisher, clock)
         while time.monotonic() < deadline:
+            acked.clear()
             published = relay.pump()
             if not published and relay.idle and not store.pending_alerts(1, ()):
                 break
-            time.sleep(_ACK_POLL_S)
+            acked.wait(_ACK_WAIT_S)  # the next PUBACK, or a look again after a while
         return relay.sent
     finally:
         publisher.stop()
@@ -235,9 +238,10 @@ def deliver_pending(settings: Settings, store: Store, clock: Clock, timeout_s: f
 def _start_alerts(settings: Settings, writer: Writer, clock: Clock) -> tuple[MqttPublisher | None, AlertRelay | None]:
     if not settings.mqtt.enabled:
         return None, None
-    publisher = MqttPublisher(mqtt_options(settings))
+    wake = threading.Event()  # set by new alerts in the outbox and by every PUBACK
+    publisher = MqttPublisher(mqtt_options(settings), on_ack=wake.set)
     publisher.start()
-    relay = AlertRelay(OutboxRelay(_WriterOutbox(writer), publisher, clock))
+    relay = AlertRelay(OutboxRelay(_WriterOutbox(writer), publisher, clock), wake)
     writer.on_alerts = relay.wake
     relay.start()
     return publisher, relay

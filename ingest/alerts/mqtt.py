@@ -77,8 +77,11 @@ def _guarded(callback: Callable[P, None]) -> Callable[P, None]:
 class MqttPublisher:
     """Publishes QoS 1 messages to one broker; see the module docstring for the threading rules."""
 
-    def __init__(self, options: MqttOptions) -> None:
+    def __init__(self, options: MqttOptions, on_ack: Callable[[], object] = lambda: None) -> None:
+        """`on_ack` is called on paho's thread after each PUBACK was queued for take_acks(): it must only
+        signal (set an Event), never block or take a lock held around publish()."""
         self._options = options
+        self._on_ack = on_ack
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=options.client_id,
@@ -303,6 +306,7 @@ class MqttPublisher:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
         # "No matching subscribers" (0x10) is a success; "Not authorized" (0x87) is not (§1.2).
         self._acks.put((mid, not reason.is_failure, str(reason)))
+        self._on_ack()
 
     def _mark_down(self) -> None:
         if self._down_since is None:
