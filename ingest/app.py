@@ -35,5 +35,5 @@ def build_app(settings: Settings) -> App:
     a = settings.area
     area = Area(a.name, a.south, a.west, a.north, a.east)
     projector = Projector(a.crs)
-    feeds = tuple(build_feeds(settings, watchlist))
+    feeds = tuple(build_feeds(settings, watchlist, area))
     return App(settings, watchlist, area, projector, Selector(watchlist, projector, area), feeds)

@@ -81,6 +81,13 @@ def _topic_prefix(v: str) -> str | None:
     return None
 
 
+def _queries(v: tuple[str, ...]) -> str | None:
+    unknown = [q for q in v if q not in ("hex", "area", "mil")]
+    if unknown or not v or len(set(v)) != len(v):
+        return "must list hex, area and/or mil, each once"
+    return None
+
+
 def _per_request(v: int) -> str | None:
     return None if 1 <= v <= 1000 else "must be between 1 and 1000 (the APIs' list limit)"
 
@@ -95,7 +102,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("east", "float", 132.0, "eastern edge, degrees", _longitude),
         Key("crs", "str", "EPSG:5179", "projected CRS for x_m/y_m", crs_problem),
     ),
-    "watchlist": (Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db style CSV"),),
+    "watchlist": (
+        Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db style CSV"),
+        Key("include_military", "bool", False, "also keep every dbFlags&1 aircraft a `mil` query finds in the area"),
+    ),
     "sorties": (
         Key("gap_s", "float", 1800.0, "silence that ends a sortie", _positive),
         Key("check_interval_s", "float", 30.0, "how often open sorties are checked for their end", _positive),
@@ -143,6 +153,17 @@ FEED_KEYS: tuple[Key, ...] = (
     Key("max_body_mb", "float", 20.0, "largest decoded body accepted", _positive),
     Key("max_per_request", "int", 1000, "hexes or registrations per request", _per_request),
     Key("max_age_s", "float", 0.0, "drop positions older than this (0: keep all)", _non_negative),
+    Key("queries", "strs", ("hex",), "readsb-v2/adsbx/airplanes-live: hex, area and/or mil", _queries),
+    Key("auth", "str", "", "adsbx: rapidapi, x-api-key or api-auth"),
+    Key("api_key", "str", "", "only from INGEST_FEEDS_<NAME>_API_KEY", secret=True, env_only=True),
+    Key("api_key_file", "str", "", "a file holding the API key"),
+    Key("client_id", "str", "", "opensky: OAuth2 client id (empty: anonymous)"),
+    Key("client_secret", "str", "", "only from INGEST_FEEDS_<NAME>_CLIENT_SECRET", secret=True, env_only=True),
+    Key("client_secret_file", "str", "", "a file holding the OAuth2 client secret"),
+    Key("token_url", "str", "", "opensky: OAuth2 token endpoint (empty: OpenSky's)"),
+    Key("host", "str", "", "sbs: receiver host"),
+    Key("port", "int", 30003, "sbs: BaseStation port", _port),
+    Key("timezone", "str", "UTC", "sbs: zone of the receiver's timestamps (readsb UTC, dump1090-fa local)"),
 )
 
 
@@ -164,6 +185,7 @@ class AreaSettings:
 @dataclass(frozen=True, slots=True)
 class WatchlistSettings:
     path: Path
+    include_military: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +236,17 @@ class FeedSettings:
     max_body_mb: float
     max_per_request: int
     max_age_s: float
+    queries: tuple[str, ...]
+    auth: str
+    api_key: str = field(repr=False)  # from the environment, or read from api_key_file by load()
+    api_key_file: str
+    client_id: str
+    client_secret: str = field(repr=False)  # likewise, from client_secret_file
+    client_secret_file: str
+    token_url: str
+    host: str
+    port: int
+    timezone: str
     index: int = 0  # position in [[feeds]], for messages
 
 
@@ -296,21 +329,21 @@ def load(
 
 
 def _mqtt_password(mqtt: Mapping[str, Any], sources: Mapping[str, str]) -> str:
-    """INGEST_MQTT_PASSWORD, or the content of password_file (one line; the newline is dropped)."""
-    path = mqtt["password_file"]
+    """INGEST_MQTT_PASSWORD, or the content of password_file."""
+    return _secret(mqtt["password"], mqtt["password_file"], "mqtt.password_file", sources)
+
+
+def _secret(value: str, path: str, file_key: str, sources: Mapping[str, str]) -> str:
+    """A secret from its environment variable (`value`) or from a file (one line; the newline dropped)."""
     if not path:
-        return str(mqtt["password"])
-    if mqtt["password"]:
-        raise ConfigError(
-            "mqtt.password_file", sources["mqtt.password_file"], "give INGEST_MQTT_PASSWORD or password_file, not both"
-        )
+        return value
+    if value:
+        raise ConfigError(file_key, sources[file_key], "give the environment variable or the file, not both")
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(
-            "mqtt.password_file", sources["mqtt.password_file"], f"cannot read {path}: {reason}"
-        ) from None
+        raise ConfigError(file_key, sources[file_key], f"cannot read {path}: {reason}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -362,10 +395,19 @@ class _Loader:
                     raise ConfigError(f"feeds[{index}].{key}", self.path, "unknown key")
             raw_name = table.get("name")
             label = raw_name if isinstance(raw_name, str) else str(index)
+            for key in FEED_KEYS:
+                if key.env_only and key.name in table:
+                    raise ConfigError(
+                        f"feeds[{index}].{key.name}", self.path,
+                        f"never put it in the file: set {feed_env_name(label, key.name)} or {key.name}_file",
+                    )  # fmt: skip
             values = {
                 k.name: self._value(k, f"feeds[{index}].{k.name}", table, feed_env_name(label, k.name), label)
                 for k in FEED_KEYS
             }
+            for secret in ("api_key", "client_secret"):
+                file_key = f"feeds[{index}].{secret}_file"
+                values[secret] = _secret(values[secret], values[f"{secret}_file"], file_key, self.sources)
             result.append(FeedSettings(index=index, **values))
         seen: set[str] = set()
         for feed in result:
@@ -425,6 +467,10 @@ def _from_toml(key: Key, value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             return value, f"must be a list of paths, not {value!r}"
         return tuple(Path(v) for v in value), None
+    if key.kind == "strs":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return value, f"must be a list of strings, not {value!r}"
+        return tuple(value), None
     return value, None if isinstance(value, str) else f"must be a string, not {value!r}"
 
 
@@ -448,6 +494,8 @@ def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
         return Path(text), None if text else "must be a path"
     if key.kind == "paths":
         return tuple(Path(p) for p in text.split(os.pathsep) if p), None
+    if key.kind == "strs":
+        return tuple(p.strip() for p in text.split(",") if p.strip()), None
     return text, None
 
 
@@ -483,12 +531,13 @@ def describe(settings: Settings) -> str:
             lines.append(f"{key.name} = {value}  # {settings.source_of(dotted)}")
     for feed in settings.feeds:
         lines.append("\n[[feeds]]")
+        secrets = {k.name for k in FEED_KEYS if k.secret}
         for f in fields(FeedSettings):
             if f.name == "index":
                 continue
-            lines.append(
-                f"{f.name} = {_toml(getattr(feed, f.name))}  # {settings.source_of(settings.feed_key(feed, f.name))}"
-            )
+            raw = getattr(feed, f.name)
+            value = ('"***"' if raw else '""') if f.name in secrets else _toml(raw)
+            lines.append(f"{f.name} = {value}  # {settings.source_of(settings.feed_key(feed, f.name))}")
     return "\n".join(lines) + "\n"
 
 

@@ -10,27 +10,29 @@ from urllib.parse import urlsplit
 
 from ingest.config import FeedSettings, Settings
 from ingest.errors import ConfigError
-from ingest.feeds.base import FeedRequest, FeedSource
+from ingest.feeds.base import FeedContext, FeedRequest, FeedSource
 from ingest.feeds.local import AircraftJsonFeed
 from ingest.feeds.readsb import ReadsbV2Feed
+from ingest.geo import Area
 from ingest.watchlist import Watchlist
 
-__all__ = ["FEEDS", "FeedRequest", "FeedSource", "build_feeds"]
+__all__ = ["FEEDS", "FeedContext", "FeedRequest", "FeedSource", "build_feeds"]
 
-FEEDS: dict[str, Callable[[FeedSettings, Watchlist], FeedSource]] = {
+FEEDS: dict[str, Callable[[FeedSettings, FeedContext], FeedSource]] = {
     "readsb-v2": ReadsbV2Feed,
     "aircraft-json": AircraftJsonFeed,
 }
 
 
-def build_feeds(settings: Settings, watchlist: Watchlist) -> list[FeedSource]:
+def build_feeds(settings: Settings, watchlist: Watchlist, area: Area) -> list[FeedSource]:
     """The enabled feeds; ConfigError for an unknown kind, a missing URL or a too-short interval."""
+    context = FeedContext(watchlist, area, settings.watchlist.include_military)
     feeds = []
     for fs in settings.feeds:
         _check_target(settings, fs)
         if not fs.enabled:
             continue
-        feed = FEEDS[fs.kind](fs, watchlist)
+        feed = FEEDS[fs.kind](fs, context)
         _check_rate(settings, fs, feed)
         feeds.append(feed)
     return feeds

@@ -11,7 +11,18 @@ from datetime import datetime
 from typing import Protocol
 
 from ingest.config import FeedSettings
+from ingest.geo import Area
 from ingest.models import ParseResult
+from ingest.watchlist import Watchlist
+
+
+@dataclass(frozen=True, slots=True)
+class FeedContext:
+    """What an adapter may need besides its own settings, handed to it when it is built."""
+
+    watchlist: Watchlist
+    area: Area
+    include_military: bool = False  # keep every dbFlags&1 aircraft a `mil` query finds in the area
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +56,25 @@ class FeedSource(Protocol):
 
     def parse(self, body: bytes, received_at: datetime, source: str) -> ParseResult:
         """Read one response body; FeedFormatError when it is not the promised format."""
+        ...
+
+
+class StreamFeed(Protocol):
+    """A source that pushes (an SBS-1 TCP stream): read continuously, taken from at each tick."""
+
+    name: str
+    settings: FeedSettings
+
+    def start(self) -> None:
+        """Connect and read in a background thread; reconnects with backoff by itself. Never raises
+        because the receiver is unreachable."""
+        ...
+
+    def stop(self) -> None:
+        """Close the connection and end the thread."""
+        ...
+
+    def take(self, now: datetime) -> ParseResult:
+        """The observations assembled since the last take (one per hex and position), and the lines
+        rejected since then. FeedUnavailable when the stream is down (its reason says why)."""
         ...

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from ingest.config import FeedSettings
-from ingest.feeds.base import FeedRequest
+from ingest.feeds.base import FeedContext, FeedRequest
 from ingest.feeds.readsb import parse_readsb
 from ingest.models import ParseResult
-from ingest.watchlist import Watchlist
 
 
 class AircraftJsonFeed:
     """The whole `aircraft.json` of one receiver each tick; the watchlist filters it afterwards."""
 
-    def __init__(self, settings: FeedSettings, watchlist: Watchlist) -> None:
+    def __init__(self, settings: FeedSettings, context: FeedContext) -> None:
+        watchlist = context.watchlist
         self.name = settings.name
         self.settings = settings
         self._request = FeedRequest(self.name, settings.source, settings.source)

@@ -18,11 +18,10 @@ import msgspec
 
 from ingest.config import FeedSettings
 from ingest.errors import FeedFormatError
-from ingest.feeds.base import FeedRequest
+from ingest.feeds.base import FeedContext, FeedRequest
 from ingest.feeds.hosts import host_limit
 from ingest.models import Observation, ParseResult, Rejected
 from ingest.timeutil import from_epoch
-from ingest.watchlist import Watchlist
 
 _NOW_MS_ABOVE = 1e11  # a `now` above this is milliseconds (feeds.md §0 rule 2)
 _HEX = re.compile(r"[0-9a-f]{6}")
@@ -267,7 +266,8 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 class ReadsbV2Feed:
     """adsb.lol, adsb.fi and every ADSBx-v2-compatible API: `/v2/hex/` and `/v2/reg/` comma lists."""
 
-    def __init__(self, settings: FeedSettings, watchlist: Watchlist) -> None:
+    def __init__(self, settings: FeedSettings, context: FeedContext) -> None:
+        watchlist = context.watchlist
         self.name = settings.name
         self.settings = settings
         self._base = settings.base_url.rstrip("/")
