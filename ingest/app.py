@@ -36,4 +36,5 @@ def build_app(settings: Settings) -> App:
     area = Area(a.name, a.south, a.west, a.north, a.east)
     projector = Projector(a.crs)
     feeds = tuple(build_feeds(settings, watchlist, area))
-    return App(settings, watchlist, area, projector, Selector(watchlist, projector, area), feeds)
+    selector = Selector(watchlist, projector, area, settings.watchlist.include_military)
+    return App(settings, watchlist, area, projector, selector, feeds)

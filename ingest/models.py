@@ -63,6 +63,7 @@ class Sighting:
     type_icao: str | None  # the watchlist's ICAO type (falls back to the feed's `t`)
     x_m: float
     y_m: float
+    key: str = ""  # the aircraft's key in the store (Report.key); empty: derive it from registration or hex
 
 
 @dataclass(frozen=True, slots=True)

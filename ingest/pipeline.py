@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,7 @@ from ingest.models import Observation, ParseResult, PollRecord, Rejected, Report
 from ingest.sorties import SortieDetector, Update
 from ingest.store import Store, Tracking
 from ingest.timeutil import iso_z
-from ingest.watchlist import WatchEntry, Watchlist, normalise_registration
+from ingest.watchlist import Watchlist, normalise_registration
 
 log = logging.getLogger(__name__)
 
@@ -55,47 +55,65 @@ class Selection:
 
 
 class Selector:
-    """Keeps watched aircraft inside the area and projects them, one vectorised call per poll."""
+    """Keeps watched aircraft (and, with include_military, every military one) and projects those inside
+    the area, one vectorised call per poll."""
 
-    def __init__(self, watchlist: Watchlist, projector: Projector, area: Area) -> None:
+    def __init__(self, watchlist: Watchlist, projector: Projector, area: Area, include_military: bool = False) -> None:
         self.watchlist = watchlist
         self.projector = projector
         self.area = area
+        self.include_military = include_military
+
+    def wants(self, hex_icao: str, non_icao: bool, registration: str | None, military: bool = False) -> bool:
+        """The parser's prefilter: build only the records select() may keep."""
+        return (self.include_military and military) or self.watchlist.wants(hex_icao, non_icao, registration)
 
     def select(self, observations: Sequence[Observation], oldest: datetime | None = None) -> Selection:
-        matched: list[tuple[Observation, WatchEntry]] = []
-        seen: set[tuple[str, int]] = set()
-        for obs in observations:
-            entry = self.watchlist.match(obs)
-            if entry is None or (oldest is not None and obs.position_at < oldest):
-                continue
-            key = (obs.hex_icao, int(obs.position_at.timestamp()))
-            if key not in seen:  # the same position from the hex and the registration query
-                seen.add(key)
-                matched.append((obs, entry))
-        if not matched:
+        kept = [
+            (obs, who)
+            for obs in merge_freshest(observations)
+            if (oldest is None or obs.position_at >= oldest) and (who := self._identify(obs)) is not None
+        ]
+        if not kept:
             return Selection((), ())
-        lats = np.fromiter((m[0].lat_deg for m in matched), dtype=np.float64, count=len(matched))
-        lons = np.fromiter((m[0].lon_deg for m in matched), dtype=np.float64, count=len(matched))
+        lats = np.fromiter((obs.lat_deg for obs, _ in kept), dtype=np.float64, count=len(kept))
+        lons = np.fromiter((obs.lon_deg for obs, _ in kept), dtype=np.float64, count=len(kept))
         contained = self.area.contains(lats, lons)
         inside = np.flatnonzero(contained)
         xs, ys = self.projector.project(lons[inside], lats[inside])
         finite = np.isfinite(xs) & np.isfinite(ys)
         reports = tuple(
-            _report(obs, entry, bool(c)) for (obs, entry), c in zip(matched, contained.tolist(), strict=True)
+            Report(who[0], who[1], who[2], obs, bool(c)) for (obs, who), c in zip(kept, contained.tolist(), strict=True)
         )
         sightings = tuple(
-            Sighting(reports[i].obs, reports[i].registration, reports[i].type_icao, float(x), float(y))
+            Sighting(reports[i].obs, reports[i].registration, reports[i].type_icao, float(x), float(y), reports[i].key)
             for i, x, y, ok in zip(inside.tolist(), xs.tolist(), ys.tolist(), finite.tolist(), strict=True)
             if ok
         )
         return Selection(reports, sightings)
 
+    def _identify(self, obs: Observation) -> tuple[str, str | None, str | None] | None:
+        """(aircraft key, registration, ICAO type): the watchlist's, which win over the feed's database;
+        for an unlisted military aircraft (include_military) the feed's, keyed by registration or hex."""
+        entry = self.watchlist.match(obs)
+        if entry is not None:
+            key = normalise_registration(entry.key)  # as the store's aircraft table names it
+            return key, entry.registration or obs.registration, entry.icao_type or obs.type_icao
+        if self.include_military and obs.military:
+            return normalise_registration(obs.registration or obs.hex_icao), obs.registration, obs.type_icao
+        return None
 
-def _report(obs: Observation, entry: WatchEntry, inside: bool) -> Report:
-    """The watchlist's registration and type win over the feed's database."""
-    key = normalise_registration(entry.key)  # as the store's aircraft table names it
-    return Report(key, entry.registration or obs.registration, entry.icao_type or obs.type_icao, obs, inside)
+
+def merge_freshest(observations: Iterable[Observation]) -> list[Observation]:
+    """One observation per aircraft address, the freshest position: the same aircraft comes back from the
+    hex, registration, area and mil queries of one tick, or from several feeds polled together."""
+    best: dict[tuple[str, bool], Observation] = {}
+    for obs in observations:
+        key = (obs.hex_icao, obs.non_icao)
+        current = best.get(key)
+        if current is None or obs.position_at > current.position_at:
+            best[key] = obs
+    return list(best.values())
 
 
 @dataclass(slots=True)
@@ -237,9 +255,7 @@ def replay_file(path: Path, feed_name: str, selector: Selector, clock: Clock) ->
         started_at = clock()
         source = f"{path}:{number}"
         try:
-            parsed = parse_readsb(
-                body, feed=feed_name, received_at=started_at, source=source, wanted=selector.watchlist.wants
-            )
+            parsed = parse_readsb(body, feed=feed_name, received_at=started_at, source=source, wanted=selector.wants)
         except FeedFormatError as exc:
             record = PollRecord(feed_name, started_at, 0, 1, None, 0, 0, 0, 0, 0, exc.reason)
             yield PollOutcome(record, (), (), exc)

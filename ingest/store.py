@@ -287,14 +287,18 @@ class Store:
         )
 
     def _learn_hexes(self, sightings: Iterable[Sighting]) -> None:
-        """A watched registration seen under a hex we did not list (a re-hexed airframe): remember it."""
-        pairs = {(s.obs.hex_icao, normalise_registration(s.registration)) for s in sightings if s.registration}
-        for hex_icao, key in pairs:
-            self.db.conn.execute(
-                "INSERT OR IGNORE INTO aircraft_hex (hex, aircraft_id, source) "
-                "SELECT ?, id, 'feed' FROM aircraft WHERE key = ?",
-                (hex_icao, key),
-            )
+        """Remember every hex a sighting came under: a watched registration seen under a hex we did not
+        list (a re-hexed airframe), or a military aircraft kept by include_military (a new aircraft row)."""
+        seen = {(s.obs.hex_icao, _key(s)): s for s in sightings}
+        conn = self.db.conn
+        conn.executemany(
+            "INSERT OR IGNORE INTO aircraft (key, registration, icao_type) VALUES (?, ?, ?)",
+            [(key, s.registration, s.type_icao) for (_, key), s in seen.items()],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO aircraft_hex (hex, aircraft_id, source) SELECT ?, id, ? FROM aircraft WHERE key = ?",
+            [(hex_icao, s.obs.feed, key) for (hex_icao, key), s in seen.items()],
+        )
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -440,6 +444,10 @@ _UPSERT_SORTIE = (
     "ON CONFLICT(sortie_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _SORTIE_FIELDS if c not in ("sortie_id", "first_at"))
 )
+
+
+def _key(s: Sighting) -> str:
+    return s.key or normalise_registration(s.registration or s.obs.hex_icao)
 
 
 def _fix_row(fix: Fix) -> tuple[Any, ...]:

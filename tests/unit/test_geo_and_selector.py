@@ -186,14 +186,26 @@ def test_registration_match_uses_watchlist_spelling(projector: Projector) -> Non
     assert sighting.registration == "N123AB"
 
 
-def test_same_position_twice_in_one_poll_is_kept_once(selector: Selector) -> None:
-    # The hex query and the registration query both return the aircraft.
+def test_one_aircraft_in_one_poll_is_merged_to_its_freshest_position(selector: Selector) -> None:
+    # The hex, registration and area queries of one tick (or feeds polled together) all return it.
     first = make_obs("ae01d2", position_at=T0 + timedelta(milliseconds=200))
     again = make_obs("ae01d2", position_at=T0 + timedelta(milliseconds=700), registration="62-4125")
-    later = make_obs("ae01d2", position_at=T0 + timedelta(seconds=5), lat_deg=37.6)
+    later = make_obs("ae01d2", position_at=T0 + timedelta(seconds=5), lat_deg=37.6, feed="other")
     selection = selector.select([first, again, later])
-    assert selection.matched == 2
-    assert [s.obs for s in selection.sightings] == [first, later]
+    assert selection.matched == 1
+    assert [s.obs for s in selection.sightings] == [later]
+    assert selection.reports[0].key == "62-4125"
+
+
+def test_include_military_keeps_unlisted_military_aircraft(watchlist: Watchlist, projector: Projector) -> None:
+    mil = make_obs("ae1234", military=True, registration="12-3456", type_icao="C17")
+    civil = make_obs("71c011", military=False, registration="HL8001")
+    assert Selector(watchlist, projector, KOREA).select([mil, civil]).matched == 0
+    with_mil = Selector(watchlist, projector, KOREA, include_military=True)
+    selection = with_mil.select([mil, civil])
+    assert [(r.key, r.registration, r.type_icao) for r in selection.reports] == [("12-3456", "12-3456", "C17")]
+    assert [s.key for s in selection.sightings] == ["12-3456"]
+    assert with_mil.wants("ae1234", False, None, military=True) and not with_mil.wants("71c011", False, None)
 
 
 def test_same_second_different_hex_both_kept(selector: Selector) -> None:
