@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ingest.config import Settings
 from ingest.errors import ConfigError, WatchlistError
-from ingest.feeds import FeedSource, build_feeds
+from ingest.feeds import Feed, build_feeds
 from ingest.geo import Area, Projector
 from ingest.pipeline import Selector
 from ingest.watchlist import Watchlist, load_watchlist
@@ -21,7 +21,7 @@ class App:
     area: Area
     projector: Projector
     selector: Selector
-    feeds: tuple[FeedSource, ...]
+    feeds: tuple[Feed, ...]
 
 
 def build_app(settings: Settings) -> App:

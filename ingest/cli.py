@@ -23,6 +23,7 @@ from ingest import __version__
 from ingest.app import App, build_app
 from ingest.config import Settings, describe, load
 from ingest.errors import ConfigError, IngestError
+from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.models import Sortie
 from ingest.pipeline import FeedJob, Tracker, replay_file
@@ -186,10 +187,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
         tracker = Tracker(app.settings, store)
         for feed in app.feeds:
             fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
+            if isinstance(feed, StreamFeed):  # listen for one interval, then take what came
+                feed.start()
+                time.sleep(feed.settings.interval_s)
             try:
                 outcome = FeedJob(feed, fetcher, app.selector, utc_now, time.sleep).run(force=True)
             finally:
                 fetcher.close()
+                if isinstance(feed, StreamFeed):
+                    feed.stop()
             assert outcome is not None
             stored = tracker.save_poll(store, outcome, utc_now())
             r = outcome.record
@@ -411,6 +417,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(describe(app.settings), end="")
     print(f"\n# watchlist: {len(app.watchlist)} aircraft, {len(app.watchlist.hexes())} hexes")
     for feed in app.feeds:
+        if isinstance(feed, StreamFeed):
+            fs = feed.settings
+            print(f"# feed {feed.name}: a stream from {fs.host}:{fs.port}, stored every {fs.interval_s:g} s")
+            continue
         n = len(feed.requests())
         spacing = f", {feed.min_request_spacing_s:g} s apart" if feed.min_request_spacing_s else ""
         print(f"# feed {feed.name}: {n} requests every {feed.settings.interval_s:g} s{spacing}")

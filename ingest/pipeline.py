@@ -24,7 +24,7 @@ import numpy as np
 from ingest.alerts.messages import alert
 from ingest.config import Settings
 from ingest.errors import FeedError, FeedFormatError, FeedUnavailable, ReplayError
-from ingest.feeds.base import FeedRequest, FeedSource
+from ingest.feeds.base import FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.transport import Response
@@ -141,28 +141,17 @@ class _Tally:
         self.rejected.extend(parsed.rejected)
 
 
-def poll_feed(feed: FeedSource, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep) -> PollOutcome:
+def poll_feed(
+    feed: FeedSource | StreamFeed, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep
+) -> PollOutcome:
     """Make one tick's requests, keeping whatever arrived before a failure."""
     started_at = clock()
     t0 = time.perf_counter()
     tally = _Tally()
-    failure: FeedError | None = None
-    for i, req in enumerate(feed.requests()):
-        # Keep to the host's published rate (feeds/hosts.py); a stop request ends the poll here.
-        if i and feed.min_request_spacing_s and sleep(feed.min_request_spacing_s):
-            break
-        tally.requests += 1
-        try:
-            response = fetch(req)
-            tally.status = response.status
-            tally.add(feed.parse(response.body, received_at=clock(), source=req.safe_url))
-        except FeedUnavailable as exc:
-            tally.status = exc.status
-            failure = exc
-            break
-        except FeedFormatError as exc:
-            failure = exc
-            break
+    if isinstance(feed, StreamFeed):
+        failure = _take(feed, tally, started_at)
+    else:
+        failure = _fetch_all(feed, fetch, tally, clock, sleep)
     max_age_s = feed.settings.max_age_s
     selection = selector.select(tally.observations, started_at - timedelta(seconds=max_age_s) if max_age_s else None)
     record = PollRecord(
@@ -181,11 +170,39 @@ def poll_feed(feed: FeedSource, fetch: Fetch, selector: Selector, clock: Clock, 
     return PollOutcome(record, selection.sightings, tuple(tally.rejected), failure, selection.reports)
 
 
+def _fetch_all(feed: FeedSource, fetch: Fetch, tally: _Tally, clock: Clock, sleep: Sleep) -> FeedError | None:
+    for i, req in enumerate(feed.requests()):
+        # Keep to the host's published rate (feeds/hosts.py); a stop request ends the poll here.
+        if i and feed.min_request_spacing_s and sleep(feed.min_request_spacing_s):
+            break
+        tally.requests += 1
+        try:
+            response = fetch(req)
+            tally.status = response.status
+            tally.add(feed.parse(response.body, received_at=clock(), source=req.safe_url))
+        except FeedUnavailable as exc:
+            tally.status = exc.status
+            return exc
+        except FeedFormatError as exc:
+            return exc
+    return None
+
+
+def _take(feed: StreamFeed, tally: _Tally, now: datetime) -> FeedError | None:
+    try:
+        tally.add(feed.take(now))
+    except FeedUnavailable as exc:
+        return exc
+    return None
+
+
 class FeedJob:
     """One feed's poll with its pacing and its logging: one line per degraded episode, one line per
     new kind of malformed record. Runs in that feed's job thread; `sink` takes the outcome to the store."""
 
-    def __init__(self, feed: FeedSource, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep) -> None:
+    def __init__(
+        self, feed: FeedSource | StreamFeed, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep
+    ) -> None:
         self.feed = feed
         self.fetch = fetch
         self.selector = selector

@@ -30,6 +30,7 @@ from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
 from ingest.app import App
 from ingest.config import Settings
+from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.pipeline import Clock, FeedJob, PollOutcome, Tracker, replay_file
 from ingest.store import Store
@@ -257,6 +258,9 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(app.feeds)))},
     )
     fetchers = []
+    streams = [feed for feed in app.feeds if isinstance(feed, StreamFeed)]
+    for stream in streams:
+        stream.start()  # reads in its own thread; each tick takes what arrived
     for feed in app.feeds:
         fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
         fetchers.append(fetcher)
@@ -299,6 +303,8 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         if relay is not None and publisher is not None:
             relay.stop(_FLUSH_ON_STOP_S)
             publisher.stop()
+        for stream in streams:
+            stream.stop()
         writer.close()
         for fetcher in fetchers:
             fetcher.close()

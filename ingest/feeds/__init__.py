@@ -10,21 +10,23 @@ from urllib.parse import urlsplit
 
 from ingest.config import FeedSettings, Settings
 from ingest.errors import ConfigError
-from ingest.feeds.base import FeedContext, FeedRequest, FeedSource
+from ingest.feeds.base import FeedContext, FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.local import AircraftJsonFeed
 from ingest.feeds.readsb import ReadsbV2Feed
 from ingest.geo import Area
 from ingest.watchlist import Watchlist
 
-__all__ = ["FEEDS", "FeedContext", "FeedRequest", "FeedSource", "build_feeds"]
+__all__ = ["FEEDS", "Feed", "FeedContext", "FeedRequest", "FeedSource", "StreamFeed", "build_feeds"]
 
-FEEDS: dict[str, Callable[[FeedSettings, FeedContext], FeedSource]] = {
+Feed = FeedSource | StreamFeed
+
+FEEDS: dict[str, Callable[[FeedSettings, FeedContext], Feed]] = {
     "readsb-v2": ReadsbV2Feed,
     "aircraft-json": AircraftJsonFeed,
 }
 
 
-def build_feeds(settings: Settings, watchlist: Watchlist, area: Area) -> list[FeedSource]:
+def build_feeds(settings: Settings, watchlist: Watchlist, area: Area) -> list[Feed]:
     """The enabled feeds; ConfigError for an unknown kind, a missing URL or a too-short interval."""
     context = FeedContext(watchlist, area, settings.watchlist.include_military)
     feeds = []
@@ -55,8 +57,10 @@ def _check_target(settings: Settings, fs: FeedSettings) -> None:
         raise fail("source", "aircraft-json needs a file path or an http(s) URL")
 
 
-def _check_rate(settings: Settings, fs: FeedSettings, feed: FeedSource) -> None:
+def _check_rate(settings: Settings, fs: FeedSettings, feed: Feed) -> None:
     """Refuse an interval that would break the host's published limit with this watchlist's requests."""
+    if isinstance(feed, StreamFeed):
+        return
     spacing_s = feed.min_request_spacing_s
     needed_s = spacing_s * len(feed.requests())
     if spacing_s and fs.interval_s < needed_s:

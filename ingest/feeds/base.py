@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ingest.config import FeedSettings
 from ingest.geo import Area
@@ -59,6 +59,7 @@ class FeedSource(Protocol):
         ...
 
 
+@runtime_checkable
 class StreamFeed(Protocol):
     """A source that pushes (an SBS-1 TCP stream): read continuously, taken from at each tick."""
 
