@@ -15,18 +15,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ingest import __version__
 from ingest.app import App, build_app
-from ingest.config import Settings, describe, load
-from ingest.errors import ConfigError, IngestError
+from ingest.config import FeedSettings, Settings, describe, load
+from ingest.errors import ConfigError, FeedError, IngestError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.models import Sortie
-from ingest.pipeline import FeedJob, Tracker, replay_file
+from ingest.pipeline import FeedJob, Parse, Tracker, replay_file
 from ingest.scheduler import deliver_pending, run_daemon, utc_now
 from ingest.store import SIGHTING_FIELDS, Store
 from ingest.timeutil import iso_z, parse_when
@@ -95,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         "files", nargs="+", type=Path, metavar="FILE",
         help="readsb-v2 / aircraft.json responses: .json, or .ndjson/.jsonl with one per line; .gz ok",
     )  # fmt: skip
-    p.add_argument("--feed", help="feed name stored with the sightings (default: replay.feed)")
+    p.add_argument(
+        "--feed", help="feed name stored with the sightings (default: replay.feed); a configured feed's name "
+        "also selects its parser, e.g. for an OpenSky recording",
+    )  # fmt: skip
     p = command("sightings", "Print the stored sightings of one aircraft, oldest first.", cmd_sightings)
     p.add_argument("tail", metavar="TAIL", help="registration (any case, e.g. 62-4125) or ICAO hex (e.g. ae01d2)")
     p.add_argument("--since", type=_when, metavar="WHEN", help="ISO 8601 time or a duration before now: 90m, 24h, 7d")
@@ -113,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_count, default=100, metavar="N", help="at most the N latest (default 100; 0 for all)"
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
+    p = command("record", "Save a feed's raw responses as received, for fixtures and replays.", cmd_record)
+    p.add_argument("--feed", required=True, metavar="NAME", help="a configured feed (not an SBS stream)")
+    p.add_argument("--count", type=_count, default=1, metavar="N", help="ticks to record, interval_s apart (default 1)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files (created)")
+    p = command("feeds", "Show each feed's health: state, last success, last error, the last hour's polls.", cmd_feeds)
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     command("check-config", "Validate the configuration and print the effective settings (secrets masked).",
             cmd_check_config)  # fmt: skip
     return parser
@@ -221,24 +230,27 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     app = build_app(_settings(args))
     feed_name = args.feed or app.settings.replay.feed
+    # A recording of a configured feed is read with that feed's own parser (ingest record names its files).
+    feed = next((f for f in app.feeds if f.name == feed_name), None)
+    parse = None if feed is None or isinstance(feed, StreamFeed) else feed.parse
     store = Store(app.settings.database.path)
     errors = 0
     try:
         store.sync_watchlist(app.watchlist)
         tracker = Tracker(app.settings, store)
         for path in args.files:
-            errors += _replay_one(app, store, tracker, path, feed_name)
+            errors += _replay_one(app, store, tracker, path, feed_name, parse)
         _deliver_alerts(app.settings, store)
     finally:
         store.close()
     return 1 if errors else 0
 
 
-def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name: str) -> int:
+def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name: str, parse: Parse | None) -> int:
     """Replay one file and print its summary; returns 1 when it could not be read or had bad responses."""
     responses = aircraft = kept = stored = bad = 0
     try:
-        for outcome in replay_file(path, feed_name, app.selector, utc_now):
+        for outcome in replay_file(path, feed_name, app.selector, utc_now, parse):
             responses += 1
             if outcome.failure is not None:
                 bad += 1
@@ -410,6 +422,81 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
     if key == "end" and value is None:
         return "(open)"
     return "-" if value is None else str(value)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    feed = next((f for f in app.feeds if f.name == args.feed), None)
+    if feed is None or isinstance(feed, StreamFeed):
+        known = ", ".join(f.name for f in app.feeds if not isinstance(f, StreamFeed)) or "none"
+        print(f"ingest: error: no enabled polled feed {args.feed!r} (known: {known})", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
+    saved = failed = 0
+    try:
+        for tick in range(args.count):
+            if tick:
+                time.sleep(feed.settings.interval_s)
+            for i, req in enumerate(feed.requests()):
+                if i and feed.min_request_spacing_s:
+                    time.sleep(feed.min_request_spacing_s)
+                path = (
+                    args.out / f"{_safe_name(feed.name)}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{tick:04d}-{i:02d}.json"
+                )
+                try:
+                    path.write_bytes(fetcher(req).body)  # the body as it arrived (gzip already undone)
+                    saved += 1
+                except FeedError as exc:
+                    failed += 1
+                    print(f"{feed.name}: {req.safe_url}: {exc.reason}", file=sys.stderr)
+    finally:
+        fetcher.close()
+    print(f"{feed.name}: {saved} responses saved in {args.out}, {failed} failed; replay them with: "
+          f"ingest replay --feed {feed.name} {args.out}/*.json")  # fmt: skip
+    return 1 if failed else 0
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+FEED_HEALTH_WINDOW = timedelta(hours=1)
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    store = Store(app.settings.database.path)
+    try:
+        health = store.feed_health(datetime.now(UTC) - FEED_HEALTH_WINDOW)
+    finally:
+        store.close()
+    rows = [_feed_row(fs, health.get(fs.name, {})) for fs in app.settings.feeds]
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        print(_grid(rows, _FEED_TABLE, lambda row, key: "-" if row[key] is None else str(row[key])))
+    return 0
+
+
+def _feed_row(fs: FeedSettings, h: dict[str, Any]) -> dict[str, Any]:
+    """One feed's health; `state` is disabled (by config), never polled, ok, degraded or parked."""
+    state = "disabled" if not fs.enabled else h.get("state", "never polled")
+    return {
+        "feed": fs.name, "kind": fs.kind, "state": state, "last_poll": h.get("at"),
+        "last_success": h.get("last_success_at"), "last_error": h.get("last_error_at"),
+        "error": h.get("reason") if h.get("failures") else None, "failures": h.get("failures", 0),
+        "next_try": h.get("next_try_at") if h.get("failures") else None,
+        "polls_1h": h.get("polls", 0), "failed_1h": h.get("failed", 0), "requests_1h": h.get("requests", 0),
+        "aircraft_1h": h.get("aircraft", 0), "kept_1h": h.get("kept", 0),
+    }  # fmt: skip
+
+
+_FEED_TABLE = (
+    ("feed", "feed", 8), ("kind", "kind", 9), ("state", "state", 8), ("last_success", "last success", 20),
+    ("last_error", "last error", 20), ("failures", "fails", 5), ("polls_1h", "polls/1h", 8),
+    ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11), ("kept_1h", "kept/1h", 7), ("error", "error", 5),
+)  # fmt: skip
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -84,6 +84,19 @@ class PollRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """A feed's state after a poll, for `ingest feeds`: ok, degraded (failing, retried soon) or parked."""
+
+    feed: str
+    state: str
+    at: datetime  # when the poll ended
+    failures: int  # failed polls in a row
+    degraded_since: datetime | None
+    next_try_at: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """A watched aircraft's position as the sortie detector sees it, inside the area or not."""
 

@@ -29,7 +29,7 @@ from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.transport import Response
 from ingest.geo import Area, Projector
-from ingest.models import Observation, ParseResult, PollRecord, Rejected, Report, Sighting, SortieEvent
+from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting, SortieEvent
 from ingest.sorties import SortieDetector, Update
 from ingest.store import Store, Tracking
 from ingest.timeutil import iso_z
@@ -125,6 +125,7 @@ class PollOutcome:
     rejected: tuple[Rejected, ...] = ()
     failure: FeedError | None = None
     reports: tuple[Report, ...] = ()  # every watched position, inside the area or not: the sortie detector's input
+    health: FeedHealth | None = None  # the feed's state after this poll (FeedJob fills it in)
 
 
 @dataclass(slots=True)
@@ -223,6 +224,11 @@ class FeedJob:
                 log.info("feed %s recovered after %d failed polls", self.feed.name, failed)
         else:
             self._log_failure(outcome.failure)
+        now = self.clock()
+        p = self.pacing
+        outcome.health = FeedHealth(
+            self.feed.name, p.state(now), now, p.failures, p.degraded_since, p.next_allowed_at, p.last_reason
+        )
         return outcome
 
     def _log_failure(self, exc: FeedError) -> None:
@@ -266,13 +272,24 @@ def read_replay(path: Path) -> Iterator[bytes]:
         yield data
 
 
-def replay_file(path: Path, feed_name: str, selector: Selector, clock: Clock) -> Iterator[PollOutcome]:
-    """Each response in the file as a PollOutcome, in file order; a bad response is one failed outcome."""
+Parse = Callable[[bytes, datetime, str], ParseResult]  # (body, received_at, source) -> ParseResult
+
+
+def replay_file(
+    path: Path, feed_name: str, selector: Selector, clock: Clock, parse: Parse | None = None
+) -> Iterator[PollOutcome]:
+    """Each response in the file as a PollOutcome, in file order; a bad response is one failed outcome.
+    `parse` is a configured feed's parser (an OpenSky recording, say); by default the readsb family's."""
     for number, body in enumerate(read_replay(path), start=1):
         started_at = clock()
         source = f"{path}:{number}"
         try:
-            parsed = parse_readsb(body, feed=feed_name, received_at=started_at, source=source, wanted=selector.wants)
+            if parse is not None:
+                parsed = parse(body, started_at, source)
+            else:
+                parsed = parse_readsb(
+                    body, feed=feed_name, received_at=started_at, source=source, wanted=selector.wants
+                )
         except FeedFormatError as exc:
             record = PollRecord(feed_name, started_at, 0, 1, None, 0, 0, 0, 0, 0, exc.reason)
             yield PollOutcome(record, (), (), exc)
@@ -311,7 +328,11 @@ class Tracker:
         update = self.detector.update(outcome.reports, now)
         try:
             stored = store.save_poll(
-                outcome.record, outcome.sightings, record_poll=record_poll, tracking=self._tracking(update)
+                outcome.record,
+                outcome.sightings,
+                record_poll=record_poll,
+                tracking=self._tracking(update),
+                health=outcome.health,
             )
         except Exception:
             self.reload(store)  # the detector moved on, the database did not

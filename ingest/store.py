@@ -26,7 +26,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from ingest.errors import StoreError
-from ingest.models import Alert, Fix, PollRecord, Sighting, Sortie
+from ingest.models import Alert, FeedHealth, Fix, PollRecord, Sighting, Sortie
 from ingest.timeutil import from_epoch, iso_z
 from ingest.watchlist import Watchlist, normalise_registration
 
@@ -152,6 +152,23 @@ def _m0002_sorties_and_outbox(db: Database) -> None:
     db.execute("CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL")
 
 
+@migrations(name="0003_feed_state")
+def _m0003_feed_state(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE feed_state (
+            feed TEXT PRIMARY KEY,
+            state TEXT NOT NULL,               -- ok, degraded or parked, after the feed's latest poll
+            at TEXT NOT NULL,                  -- when that poll ended
+            failures INTEGER NOT NULL,         -- failed polls in a row
+            degraded_since TEXT,
+            next_try_at TEXT,
+            reason TEXT,                       -- the latest error
+            last_success_at TEXT,
+            last_error_at TEXT
+        )"""
+    )
+
+
 _INSERT_SIGHTING = """INSERT OR IGNORE INTO sightings (hex, ts, registration, type, callsign, lat, lon,
     x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, track_deg, squawk, source_type, non_icao,
     military, feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -243,6 +260,7 @@ class Store:
         *,
         record_poll: bool = True,
         tracking: Tracking | None = None,
+        health: FeedHealth | None = None,
     ) -> int:
         """Store a poll's sightings, the sortie changes and alerts they caused, and (unless told not to)
         its feed_polls row, in one transaction; returns how many sightings were new."""
@@ -254,6 +272,8 @@ class Store:
             self._learn_hexes(sightings)
             if tracking is not None:
                 self._save_tracking(tracking)
+            if health is not None:
+                self._save_health(health)
             if not record_poll:
                 return stored
             conn.execute(
@@ -285,6 +305,38 @@ class Store:
             "INSERT OR IGNORE INTO outbox (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?)",
             [(a.event_id, a.topic, a.payload, now) for a in tracking.alerts],
         )
+
+    def _save_health(self, h: FeedHealth) -> None:
+        at = iso_z(h.at)
+        self.db.conn.execute(
+            "INSERT INTO feed_state (feed, state, at, failures, degraded_since, next_try_at, reason, "
+            "last_success_at, last_error_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed) DO UPDATE SET "
+            "state = excluded.state, at = excluded.at, failures = excluded.failures, "
+            "degraded_since = excluded.degraded_since, next_try_at = excluded.next_try_at, "
+            "reason = coalesce(excluded.reason, feed_state.reason), "
+            "last_success_at = coalesce(excluded.last_success_at, feed_state.last_success_at), "
+            "last_error_at = coalesce(excluded.last_error_at, feed_state.last_error_at)",
+            (
+                h.feed, h.state, at, h.failures, iso_z(h.degraded_since) if h.degraded_since else None,
+                iso_z(h.next_try_at) if h.next_try_at else None, h.reason,
+                at if h.failures == 0 else None, at if h.failures else None,
+            ),
+        )  # fmt: skip
+
+    def feed_health(self, since: datetime) -> dict[str, dict[str, Any]]:
+        """Per feed: its feed_state row and its polls since `since` (polls, failed, requests, aircraft, kept)."""
+        cur = self.db.conn.execute("SELECT * FROM feed_state")
+        names = [d[0] for d in cur.description]
+        health = {row[0]: dict(zip(names, row, strict=True)) for row in cur}
+        for feed, polls, failed, requests, aircraft, kept in self.db.conn.execute(
+            "SELECT feed, count(*), count(error), sum(requests), sum(aircraft), sum(kept) FROM feed_polls "
+            "WHERE started_at >= ? GROUP BY feed",
+            (iso_z(since),),
+        ):
+            health.setdefault(feed, {"feed": feed}).update(
+                polls=polls, failed=failed, requests=requests, aircraft=aircraft, kept=kept
+            )
+        return health
 
     def _learn_hexes(self, sightings: Iterable[Sighting]) -> None:
         """Remember every hex a sighting came under: a watched registration seen under a hex we did not

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 MAX_BACKOFF_S = 300.0
 FORBIDDEN_PARK_S = 3600.0
 _MAX_DOUBLINGS = 30
+PARKED_AFTER_S = 120.0  # a feed told to wait longer than this (or 4 ticks) is shown as parked
 
 
 @dataclass(slots=True)
@@ -58,6 +59,13 @@ class Pacing:
             wait_s = max(wait_s, retry_after_s)
         self.next_allowed_at = now + timedelta(seconds=wait_s)
         return max(wait_s, backoff_s)
+
+    def state(self, now: datetime) -> str:
+        """ok; degraded (failing, retried within a few ticks); parked (a 403, a long Retry-After)."""
+        if self.failures == 0:
+            return "ok"
+        waiting_s = (self.next_allowed_at - now).total_seconds() if self.next_allowed_at else 0.0
+        return "parked" if waiting_s > max(PARKED_AFTER_S, 4 * self.interval_s) else "degraded"
 
     @property
     def new_episode(self) -> bool:
