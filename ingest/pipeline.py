@@ -235,6 +235,8 @@ class FeedJob:
         status = getattr(exc, "status", None)
         retry_after = exc.retry_after_s if isinstance(exc, FeedUnavailable) else None
         wait_s = self.pacing.on_failure(self.clock(), exc.reason, status, retry_after)
+        if isinstance(self.feed, StreamFeed):
+            return  # a stream logs its own outages, once each
         if self.pacing.new_episode:
             hint = " (access refused: the feed needs approval or a key)" if status in (401, 403) else ""
             log.warning("feed %s failed: %s%s; next try in %.0f s", self.feed.name, exc.reason, hint, wait_s)
@@ -242,6 +244,8 @@ class FeedJob:
             log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
 
     def _log_rejections(self, rejected: Sequence[Rejected]) -> None:
+        if isinstance(self.feed, StreamFeed):
+            return  # a stream logs each kind of bad line once as it reads it
         for item in rejected:
             if item.field not in self._logged_rejections:
                 self._logged_rejections.add(item.field)

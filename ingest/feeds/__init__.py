@@ -12,7 +12,9 @@ from ingest.config import FeedSettings, Settings
 from ingest.errors import ConfigError
 from ingest.feeds.base import FeedContext, FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.local import AircraftJsonFeed
+from ingest.feeds.opensky import OpenSkyFeed, check_opensky
 from ingest.feeds.readsb import ReadsbV2Feed
+from ingest.feeds.sbs import SbsFeed
 from ingest.geo import Area
 from ingest.watchlist import Watchlist
 
@@ -23,6 +25,8 @@ Feed = FeedSource | StreamFeed
 FEEDS: dict[str, Callable[[FeedSettings, FeedContext], Feed]] = {
     "readsb-v2": ReadsbV2Feed,
     "aircraft-json": AircraftJsonFeed,
+    "opensky": OpenSkyFeed,
+    "sbs": SbsFeed,
 }
 
 
@@ -34,8 +38,12 @@ def build_feeds(settings: Settings, watchlist: Watchlist, area: Area) -> list[Fe
         _check_target(settings, fs)
         if not fs.enabled:
             continue
-        feed = FEEDS[fs.kind](fs, context)
+        try:
+            feed = FEEDS[fs.kind](fs, context)
+        except ConfigError as exc:  # the adapter knows the key, the settings know where its value came from
+            raise ConfigError(exc.key, settings.source_of(exc.key), exc.reason) from None
         _check_rate(settings, fs, feed)
+        check_opensky(settings, fs, feed)  # OpenSky: queries, URLs, client id/secret, daily credits
         feeds.append(feed)
     return feeds
 

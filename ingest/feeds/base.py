@@ -33,6 +33,7 @@ class FeedRequest:
     url: str
     safe_url: str
     headers: dict[str, str] = field(default_factory=dict)
+    bearer_token_url: str = ""  # OAuth2: the fetcher adds `Authorization: Bearer <token>` from this endpoint
 
     @property
     def is_file(self) -> bool:

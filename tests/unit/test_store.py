@@ -14,6 +14,7 @@ from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+MIGRATIONS = ["0001_initial", "0002_sorties_and_outbox", "0003_feed_state"]
 RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
 
 
@@ -36,10 +37,18 @@ def open_store(tmp_path: Path) -> Store:
 def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     assert store.db.journal_mode == "wal"
-    assert [m.name for m in migrations.applied(store.db)] == ["0001_initial", "0002_sorties_and_outbox"]
+    assert [m.name for m in migrations.applied(store.db)] == [
+        "0001_initial",
+        "0002_sorties_and_outbox",
+        "0003_feed_state",
+    ]
     store.close()
     again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
-    assert [m.name for m in migrations.applied(again.db)] == ["0001_initial", "0002_sorties_and_outbox"]
+    assert [m.name for m in migrations.applied(again.db)] == [
+        "0001_initial",
+        "0002_sorties_and_outbox",
+        "0003_feed_state",
+    ]
     assert again.find_aircraft("62-4125") is not None
     again.close()
 
