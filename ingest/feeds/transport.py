@@ -23,11 +23,13 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,6 +38,7 @@ from urllib3.util.retry import Retry
 from ingest.config import FeedSettings
 from ingest.errors import FeedUnavailable
 from ingest.feeds.base import FeedRequest
+from ingest.feeds.hosts import host_limit
 
 _CHUNK_BYTES = 65_536
 _DEADLINE_READS = 3  # total deadline = connect timeout + this many read timeouts
@@ -290,6 +293,10 @@ class Fetcher:
             raise FeedUnavailable(req.feed, req.safe_url, exc.strerror or type(exc).__name__) from exc
 
     def _get(self, req: FeedRequest, headers: dict[str, str]) -> Response:
+        with _host_gate(req.url):  # one request in flight per host, across feeds, spaced by its limit
+            return self._get_now(req, headers)
+
+    def _get_now(self, req: FeedRequest, headers: dict[str, str]) -> Response:
         fs = self.settings
         try:
             with self._session.get(
@@ -346,6 +353,39 @@ class Fetcher:
 
 def _headers(resp: requests.Response) -> dict[str, str]:
     return {name.lower(): value for name, value in resp.headers.items()}
+
+
+class _HostGate:
+    """At most one request in flight to a host, and a known host's spacing kept across all its feeds."""
+
+    def __init__(self, spacing_s: float) -> None:
+        self.spacing_s = spacing_s
+        self.lock = threading.Lock()
+        self.last_end = float("-inf")
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        wait_s = self.last_end + self.spacing_s - time.monotonic()
+        if wait_s > 0:
+            time.sleep(wait_s)
+
+    def __exit__(self, *exc: object) -> None:
+        self.last_end = time.monotonic()
+        self.lock.release()
+
+
+_GATES: dict[str, _HostGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _host_gate(url: str) -> _HostGate:
+    host = (urlsplit(url).netloc or url).lower()
+    with _GATES_LOCK:
+        gate = _GATES.get(host)
+        if gate is None:
+            limit = host_limit(url)
+            gate = _GATES[host] = _HostGate(limit.min_request_spacing_s if limit else 0.0)
+        return gate
 
 
 def _describe(exc: requests.RequestException) -> str:

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ingest.app import build_app
 from ingest.cli import main
+from ingest.config import load
+from ingest.feeds.transport import Fetcher
 from tests.conftest import ConfigWriter, aircraft, envelope
 from tests.integration.conftest import FeedServer, Reply
 
@@ -84,3 +88,17 @@ def test_record_refuses_an_unknown_feed(
     config = write_config([])
     assert main(["record", "--config", str(config), "--feed", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "no enabled polled feed 'nope'" in capsys.readouterr().err
+
+
+def test_one_request_in_flight_per_host_across_feeds(feed_server: FeedServer, write_config: ConfigWriter) -> None:
+    feed_server.reply("/", Reply(body=envelope([]), delay_s=0.3))
+    app = build_app(load(write_config([feed(feed_server, "a"), feed(feed_server, "b")]), environ={}))
+    fetchers = [Fetcher(f.settings, "ingest-test") for f in app.feeds]
+    jobs = [(fetcher, req) for fetcher, f in zip(fetchers, app.feeds, strict=True) for req in f.requests()[:1]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda job: job[0](job[1]), jobs))
+    for fetcher in fetchers:
+        fetcher.close()
+    arrivals = sorted(s.at for s in feed_server.requests)
+    assert len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 0.25  # the second waited for the first answer (0.3 s)
