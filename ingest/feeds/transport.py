@@ -293,7 +293,10 @@ class Fetcher:
             raise FeedUnavailable(req.feed, req.safe_url, exc.strerror or type(exc).__name__) from exc
 
     def _get(self, req: FeedRequest, headers: dict[str, str]) -> Response:
-        with _host_gate(req.url):  # one request in flight per host, across feeds, spaced by its limit
+        gate = _host_gate(req.url)
+        if gate is None:  # a host we do not know (a receiver, a test server): no limit to keep
+            return self._get_now(req, headers)
+        with gate:  # a public host: one request in flight, across feeds, spaced by its published limit
             return self._get_now(req, headers)
 
     def _get_now(self, req: FeedRequest, headers: dict[str, str]) -> Response:
@@ -378,13 +381,15 @@ _GATES: dict[str, _HostGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def _host_gate(url: str) -> _HostGate:
-    host = (urlsplit(url).netloc or url).lower()
+def _host_gate(url: str) -> _HostGate | None:
+    limit = host_limit(url)
+    if limit is None:
+        return None
+    host = (urlsplit(url).hostname or url).lower()
     with _GATES_LOCK:
         gate = _GATES.get(host)
         if gate is None:
-            limit = host_limit(url)
-            gate = _GATES[host] = _HostGate(limit.min_request_spacing_s if limit else 0.0)
+            gate = _GATES[host] = _HostGate(limit.min_request_spacing_s)
         return gate
 
 

@@ -13,6 +13,7 @@ import pytest
 from ingest.app import build_app
 from ingest.cli import main
 from ingest.config import load
+from ingest.feeds.hosts import KNOWN_HOSTS, HostLimit
 from ingest.feeds.transport import Fetcher
 from tests.conftest import ConfigWriter, aircraft, envelope
 from tests.integration.conftest import FeedServer, Reply
@@ -90,7 +91,11 @@ def test_record_refuses_an_unknown_feed(
     assert "no enabled polled feed 'nope'" in capsys.readouterr().err
 
 
-def test_one_request_in_flight_per_host_across_feeds(feed_server: FeedServer, write_config: ConfigWriter) -> None:
+def test_one_request_in_flight_per_public_host_across_feeds(
+    feed_server: FeedServer, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Make the loopback server a "known public host" with no spacing, so only the one-in-flight rule acts.
+    monkeypatch.setitem(KNOWN_HOSTS, "127.0.0.1", HostLimit(0.0, "test"))
     feed_server.reply("/", Reply(body=envelope([]), delay_s=0.3))
     app = build_app(load(write_config([feed(feed_server, "a"), feed(feed_server, "b")]), environ={}))
     fetchers = [Fetcher(f.settings, "ingest-test") for f in app.feeds]
@@ -102,3 +107,16 @@ def test_one_request_in_flight_per_host_across_feeds(feed_server: FeedServer, wr
     arrivals = sorted(s.at for s in feed_server.requests)
     assert len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= 0.25  # the second waited for the first answer (0.3 s)
+
+
+def test_hosts_we_do_not_know_have_no_gate(feed_server: FeedServer, write_config: ConfigWriter) -> None:
+    feed_server.reply("/", Reply(body=envelope([]), delay_s=0.3))
+    app = build_app(load(write_config([feed(feed_server, "a"), feed(feed_server, "b")]), environ={}))
+    fetchers = [Fetcher(f.settings, "ingest-test") for f in app.feeds]
+    jobs = [(fetcher, f.requests()[0]) for fetcher, f in zip(fetchers, app.feeds, strict=True)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda job: job[0](job[1]), jobs))
+    for fetcher in fetchers:
+        fetcher.close()
+    arrivals = sorted(s.at for s in feed_server.requests)
+    assert arrivals[1] - arrivals[0] < 0.2  # both in flight at once: a receiver or a test server sets no rule
