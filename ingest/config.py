@@ -143,7 +143,7 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
 
 FEED_KEYS: tuple[Key, ...] = (
     Key("name", "str", _REQUIRED, "unique name, stored with every sighting", _not_empty),
-    Key("kind", "str", _REQUIRED, "adapter: readsb-v2 or aircraft-json", _not_empty),
+    Key("kind", "str", _REQUIRED, "readsb-v2, aircraft-json, opensky, adsbx, airplanes-live or sbs", _not_empty),
     Key("base_url", "str", "", "readsb-v2: everything before /v2/"),
     Key("source", "str", "", "aircraft-json: a file path or an http(s) URL"),
     Key("interval_s", "float", 10.0, "seconds between polls", _positive),

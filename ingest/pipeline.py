@@ -64,10 +64,6 @@ class Selector:
         self.area = area
         self.include_military = include_military
 
-    def wants(self, hex_icao: str, non_icao: bool, registration: str | None, military: bool = False) -> bool:
-        """The parser's prefilter: build only the records select() may keep."""
-        return (self.include_military and military) or self.watchlist.wants(hex_icao, non_icao, registration)
-
     def select(self, observations: Sequence[Observation], oldest: datetime | None = None) -> Selection:
         kept = [
             (obs, who)
@@ -238,7 +234,8 @@ class FeedJob:
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs its own outages, once each
         if self.pacing.new_episode:
-            hint = " (access refused: the feed needs approval or a key)" if status in (401, 403) else ""
+            access = getattr(self.feed, "access_hint", "") or "the feed needs approval or a key"
+            hint = f" (access refused: {access})" if status in (401, 403) else ""
             log.warning("feed %s failed: %s%s; next try in %.0f s", self.feed.name, exc.reason, hint, wait_s)
         else:
             log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
@@ -292,8 +289,9 @@ def replay_file(
                 parsed = parse(body, started_at, source)
             else:
                 parsed = parse_readsb(
-                    body, feed=feed_name, received_at=started_at, source=source, wanted=selector.wants
-                )
+                    body, feed=feed_name, received_at=started_at, source=source, wanted=selector.watchlist.wants,
+                    keep_military=selector.include_military,
+                )  # fmt: skip
         except FeedFormatError as exc:
             record = PollRecord(feed_name, started_at, 0, 1, None, 0, 0, 0, 0, 0, exc.reason)
             yield PollOutcome(record, (), (), exc)

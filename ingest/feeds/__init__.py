@@ -10,10 +10,12 @@ from urllib.parse import urlsplit
 
 from ingest.config import FeedSettings, Settings
 from ingest.errors import ConfigError
+from ingest.feeds.adsbx import AdsbxFeed
+from ingest.feeds.airplaneslive import AirplanesLiveFeed
 from ingest.feeds.base import FeedContext, FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.local import AircraftJsonFeed
 from ingest.feeds.opensky import OpenSkyFeed, check_opensky
-from ingest.feeds.readsb import ReadsbV2Feed
+from ingest.feeds.readsb import FeedSettingError, ReadsbV2Feed
 from ingest.feeds.sbs import SbsFeed
 from ingest.geo import Area
 from ingest.watchlist import Watchlist
@@ -24,6 +26,8 @@ Feed = FeedSource | StreamFeed
 
 FEEDS: dict[str, Callable[[FeedSettings, FeedContext], Feed]] = {
     "readsb-v2": ReadsbV2Feed,
+    "adsbx": AdsbxFeed,
+    "airplanes-live": AirplanesLiveFeed,
     "aircraft-json": AircraftJsonFeed,
     "opensky": OpenSkyFeed,
     "sbs": SbsFeed,
@@ -42,6 +46,9 @@ def build_feeds(settings: Settings, watchlist: Watchlist, area: Area) -> list[Fe
             feed = FEEDS[fs.kind](fs, context)
         except ConfigError as exc:  # the adapter knows the key, the settings know where its value came from
             raise ConfigError(exc.key, settings.source_of(exc.key), exc.reason) from None
+        except FeedSettingError as exc:
+            dotted = settings.feed_key(fs, exc.key)
+            raise ConfigError(dotted, settings.source_of(dotted), exc.reason) from None
         _check_rate(settings, fs, feed)
         check_opensky(settings, fs, feed)  # OpenSky: queries, URLs, client id/secret, daily credits
         feeds.append(feed)

@@ -32,7 +32,7 @@ class FeedRequest:
     feed: str
     url: str
     safe_url: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # may carry an API key
     bearer_token_url: str = ""  # OAuth2: the fetcher adds `Authorization: Bearer <token>` from this endpoint
 
     @property

@@ -6,14 +6,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# The v2 circle route of adsb.fi, adsb.lol and ADSBx (feeds.md §1.1, §2.1, §4.1).
+AREA_ROUTE = "lat/{lat}/lon/{lon}/dist/{nm}"
+
+# airplanes.live answers 403 to everyone it has not approved (feeds.md §3.2-3.3).
+_AIRPLANES_LIVE_ASK = (
+    "access must be requested from airplanes.live (contact@airplanes.live, with a link to and a "
+    "description of the project and its user base)"
+)
+AIRPLANES_LIVE_KEY_REFUSED = f"the key was refused; {_AIRPLANES_LIVE_ASK}"
+
 
 @dataclass(frozen=True, slots=True)
 class HostLimit:
-    """How often a public host may be asked, and which v2 route takes a registration list."""
+    """How often a public host may be asked, which v2 routes take a registration list and a circle, and
+    what to do when it refuses access."""
 
     min_request_spacing_s: float
     source: str  # where the limit is published
     reg_route: str = "reg"
+    area_route: str = AREA_ROUTE
+    access_hint: str = ""
 
 
 KNOWN_HOSTS: dict[str, HostLimit] = {
@@ -24,7 +37,19 @@ KNOWN_HOSTS: dict[str, HostLimit] = {
     # number is published, so we keep to the 1 request/s that the other aggregators publish.
     "api.adsb.lol": HostLimit(1.0, "adsb.lol: dynamic limit; 1 request/s kept as the common public rate"),
     # 1 request/s in every third-party description (feeds.md §3.1); access is approval-gated since 2026.
-    "api.airplanes.live": HostLimit(1.0, "airplanes.live: 1 request/s (feeds.md §3.1)"),
+    # Its v2 API lists /v2/point/ for circles.
+    "api.airplanes.live": HostLimit(
+        1.0,
+        "airplanes.live: 1 request/s (feeds.md §3.1)",
+        area_route="point/{lat}/{lon}/{nm}",
+        access_hint=f"{_AIRPLANES_LIVE_ASK}; then use kind airplanes-live with the key it gives",
+    ),
+    # The key-gated REST API (kind airplanes-live): 1 request/s in the third-party descriptions (§3.3).
+    "rest.api.airplanes.live": HostLimit(
+        1.0,
+        "airplanes.live REST API: 1 request/s (feeds.md §3.3)",
+        access_hint=AIRPLANES_LIVE_KEY_REFUSED,
+    ),
 }
 
 

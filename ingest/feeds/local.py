@@ -19,6 +19,7 @@ class AircraftJsonFeed:
         self.settings = settings
         self._request = FeedRequest(self.name, settings.source, settings.source)
         self._wanted = watchlist.wants  # a receiver's file holds everything it hears: build only the watched
+        self._keep_military = context.include_military  # ... and, if asked, every military aircraft
 
     @property
     def min_request_spacing_s(self) -> float:
@@ -28,4 +29,7 @@ class AircraftJsonFeed:
         return [self._request]
 
     def parse(self, body: bytes, received_at: datetime, source: str) -> ParseResult:
-        return parse_readsb(body, feed=self.name, received_at=received_at, source=source, wanted=self._wanted)
+        return parse_readsb(
+            body, feed=self.name, received_at=received_at, source=source, wanted=self._wanted,
+            keep_military=self._keep_military,
+        )  # fmt: skip

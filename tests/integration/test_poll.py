@@ -228,3 +228,25 @@ def test_aircraft_json_from_a_file_and_from_a_url(
     assert "file: ok, 1 requests, 1 aircraft, 1 watched, 1 in area, 1 new" in out
     assert "url: ok, 1 requests, 1 aircraft, 1 watched, 1 in area, 1 new" in out
     assert sightings_json(config, "230921", capsys)[0]["feed"] == "url"
+
+
+def test_include_military_stores_unlisted_military_aircraft(
+    feed_server: FeedServer, write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "aircraft.json"
+    c17 = aircraft("ae0677", 37.09, 127.03, alt=9000, flight="RCH271  ", r="00-0172", t="C17", dbFlags=1)
+    airliner = aircraft("71c011", 37.5, 127.0, flight="KAL123  ", r="HL8001", t="B77W")
+    local.write_bytes(envelope([c17, airliner], jv2=False))
+    receiver = {"name": "home", "kind": "aircraft-json", "source": str(local), "interval_s": 1}
+    plain = write_config([receiver])
+    assert main(["poll", "--config", str(plain)]) == 0
+    assert "2 aircraft, 0 watched" in capsys.readouterr().out
+
+    config = write_config([receiver], watchlist={"include_military": True})
+    assert main(["poll", "--config", str(config)]) == 0
+    assert "2 aircraft, 1 watched, 1 in area, 1 new" in capsys.readouterr().out
+    rows = sightings_json(config, "00-0172", capsys)
+    assert [(r["hex"], r["registration"], r["type"], r["callsign"]) for r in rows] == [
+        ("ae0677", "00-0172", "C17", "RCH271")
+    ]
+    assert sightings_json(config, "AE0677", capsys) == rows
