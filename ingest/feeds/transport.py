@@ -399,6 +399,8 @@ def _describe(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         # Only fixed words go out: the exception text itself carries the full URL.
         text = str(exc)
+        if "ReadTimeoutError" in text or "Read timed out" in text:  # urllib3's, wrapped by the retry layer
+            return "timeout (no answer within the read timeout)"
         for marker, words in _CONNECTION_CAUSES:
             if marker in text:
                 return f"connection failed: {words}"

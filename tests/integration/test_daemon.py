@@ -3,6 +3,7 @@ and stops cleanly (exit 0, database closed) on SIGTERM and SIGINT."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import sqlite3
@@ -130,3 +131,34 @@ def test_bad_answers_never_stop_the_daemon_nor_lose_stored_data(
     assert "Traceback" not in out
     assert "skipped a malformed aircraft record" in out
     assert "recovered after" in out
+
+
+def test_429_403_timeout_and_gzip_bomb_are_logged_once_and_others_keep_storing(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    bomb = gzip.compress(b'{"ac":[' + b" " * (60 * 1024 * 1024) + b"]}")  # ~60 kB on the wire, 60 MB inflated
+    feed_server.reply("/good/v2/hex/", Reply(body=envelope([aircraft("ae01d2")])))
+    feed_server.reply("/busy/v2/", Reply(status=429, body=b"{}", headers={"Retry-After": "3600"}))
+    feed_server.reply("/locked/v2/", Reply(status=403, body=b"Please contact us"))
+    feed_server.reply("/slow/v2/", Reply(body=envelope([]), delay_s=2))
+    feed_server.reply("/bomb/v2/", Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
+    names = ("good", "busy", "locked", "slow", "bomb")
+    config = write_config(
+        [feed(feed_server, n, base_url=f"{feed_server.url}/{n}", read_timeout_s=0.5, max_body_mb=5) for n in names]
+    )
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'good'") or 0) >= 4)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'slow'") or 0) >= 2)
+    assert daemon.query("SELECT count(*) FROM sightings") == 1
+    assert daemon.query("SELECT state FROM feed_state WHERE feed = 'busy'") == "parked"
+    assert daemon.query("SELECT state FROM feed_state WHERE feed = 'locked'") == "parked"
+    assert daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'busy'") == 1  # waits its Retry-After
+    assert daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'locked'") == 1  # parked for an hour
+    assert daemon.stop()[0] == 0
+    out = daemon.output()
+    assert out.count("feed busy failed: HTTP 429") == 1 and "Retry-After 3600 s" in out
+    assert out.count("feed locked failed: HTTP 403") == 1 and "access refused" in out
+    assert out.count("feed slow failed: timeout") == 1
+    assert out.count("feed bomb failed: body over the 5242880 byte cap") == 1
+    assert "Traceback" not in out
