@@ -318,6 +318,7 @@ class Tracker:
         self.area = settings.area.name
         self.prefix = settings.mqtt.topic_prefix
         self.alerts = settings.mqtt.enabled  # with MQTT off nothing is queued
+        self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
         self.reload(store)
 
     def reload(self, store: Store) -> None:
@@ -328,10 +329,11 @@ class Tracker:
     def save_poll(self, store: Store, outcome: PollOutcome, now: datetime, record_poll: bool = True) -> int:
         """Store a poll with the sortie changes it causes; returns the new sightings."""
         update = self.detector.update(outcome.reports, now)
+        sightings = self._freshest(outcome.sightings)
         try:
             stored = store.save_poll(
                 outcome.record,
-                outcome.sightings,
+                sightings,
                 record_poll=record_poll,
                 tracking=self._tracking(update),
                 health=outcome.health,
@@ -341,6 +343,18 @@ class Tracker:
             raise
         self._done(update)
         return stored
+
+    def _freshest(self, sightings: Sequence[Sighting]) -> list[Sighting]:
+        """Merge across feeds, freshest wins: a feed whose position of an aircraft is older than one another
+        feed already gave is not stored (a lagging feed would zig-zag the track back in time). The same
+        position from two feeds is one sighting (the store's key), kept from the feed that gave it first."""
+        kept = []
+        for s in sightings:
+            latest = self._latest.get(s.obs.hex_icao)
+            if latest is None or s.obs.position_at >= latest:
+                self._latest[s.obs.hex_icao] = s.obs.position_at
+                kept.append(s)
+        return kept
 
     def check(self, store: Store, now: datetime) -> tuple[SortieEvent, ...]:
         """End the sorties whose gap has passed (the periodic check)."""

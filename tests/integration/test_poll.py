@@ -250,3 +250,23 @@ def test_include_military_stores_unlisted_military_aircraft(
         ("ae0677", "00-0172", "C17", "RCH271")
     ]
     assert sightings_json(config, "AE0677", capsys) == rows
+
+
+def test_two_feeds_merge_per_aircraft_and_the_freshest_position_wins(
+    feed_server: FeedServer, write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "fresh" saw ae01d2 1 s ago; "lagging" reports an older position (6 s) of it, and the same position
+    # of 71f00d as "fresh" does.
+    p8 = aircraft("71f00d", 37.2, 129.5, flight="ROKN621 ", seen_pos=2.0)
+    feed_server.reply("/fresh/v2/hex/", Reply(body=envelope([aircraft("ae01d2", lat=37.1, seen_pos=1.0), p8])))
+    feed_server.reply("/lagging/v2/hex/", Reply(body=envelope([aircraft("ae01d2", lat=36.9, seen_pos=6.0), p8])))
+    config = write_config(
+        [feed(feed_server, "fresh", base_url=f"{feed_server.url}/fresh"),
+         feed(feed_server, "lagging", base_url=f"{feed_server.url}/lagging")]
+    )  # fmt: skip
+    assert main(["poll", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "fresh: ok, 2 requests, 2 aircraft, 2 watched, 2 in area, 2 new" in out
+    assert "lagging: ok, 2 requests, 2 aircraft, 2 watched, 2 in area, 0 new" in out
+    assert [(r["lat"], r["feed"]) for r in sightings_json(config, "62-4125", capsys)] == [(37.1, "fresh")]
+    assert [r["feed"] for r in sightings_json(config, "230921", capsys)] == ["fresh"]
