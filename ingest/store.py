@@ -440,6 +440,21 @@ class Store:
         rows.reverse()
         return rows
 
+    def sortie(self, sortie_id: str) -> Sortie | None:
+        """One sortie by its id."""
+        row = self.db.conn.execute(
+            f"SELECT {_SORTIE_COLUMNS} FROM sorties WHERE sortie_id = ?", (sortie_id,)
+        ).fetchone()
+        return None if row is None else _sortie(row)
+
+    def track(self, sortie: Sortie) -> list[dict[str, Any]]:
+        """The stored sightings of a sortie, oldest first: its aircraft's hexes from start to end (to its
+        last sighting while open)."""
+        hexes = [r[0] for r in self.db.conn.execute(
+            "SELECT hex FROM aircraft_hex JOIN aircraft ON aircraft.id = aircraft_id WHERE key = ?", (sortie.key,)
+        )] or [sortie.hex_icao]  # fmt: skip
+        return self.sightings(hexes, sortie.start_at, sortie.last.at)
+
     def pending_alerts(self, limit: int, exclude: Iterable[int] = ()) -> list[tuple[int, str, str]]:
         """Unsent outbox rows (id, topic, payload), oldest first, skipping the ids in `exclude`."""
         skip = set(exclude)

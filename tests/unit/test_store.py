@@ -8,8 +8,8 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ingest.models import PollRecord, Sighting
-from ingest.store import Store, migrations
+from ingest.models import Fix, PollRecord, Sighting, Sortie
+from ingest.store import Store, Tracking, migrations
 from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
 
@@ -116,3 +116,30 @@ def test_tail_query_is_an_index_range_scan(tmp_path: Path) -> None:
         )
     assert "SEARCH sightings USING PRIMARY KEY (hex=? AND ts>? AND ts<?)" in plan
     assert "SCAN sightings" not in plan
+
+
+def test_sortie_and_its_track(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.save_poll(RECORD, [sighting(at=T0 + timedelta(minutes=m), lat=30 + m) for m in range(6)])
+    first, last = (
+        Fix(T0 + timedelta(minutes=1), 31, 124.8, 31000, "TORA23", "a"),
+        Fix(T0 + timedelta(minutes=4), 34, 124.8, 31000, "TORA23", "a"),
+    )
+    sortie = Sortie(
+        "ae01d2-x",
+        "62-4125",
+        "ae01d2",
+        "62-4125",
+        "R135",
+        first,
+        last,
+        last.at,
+        ("TORA23",),
+        31000,
+        4,
+        None,
+        "left_area",
+    )
+    store.save_tracking(Tracking(sorties=[sortie]))
+    assert store.sortie("ae01d2-x") == sortie and store.sortie("nope") is None
+    assert [r["lat"] for r in store.track(sortie)] == [31, 32, 33, 34]
