@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ from ingest import __version__
 from ingest.app import App, build_app
 from ingest.config import FeedSettings, Settings, describe, load
 from ingest.errors import ConfigError, FeedError, IngestError
+from ingest.export import FORMATS, render, sortie_id
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.models import Sortie
@@ -116,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_count, default=100, metavar="N", help="at most the N latest (default 100; 0 for all)"
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
+    p = command("export", "Write sorties with their sightings as GeoJSON, KML, CSV or GPX.", cmd_export)
+    p.add_argument(
+        "target", metavar="SORTIE_ID|TAIL",
+        help="a sortie id (ae01d2-20261120T225558Z), or a registration or ICAO hex with --since",
+    )  # fmt: skip
+    p.add_argument("--since", type=_when, metavar="WHEN",
+                   help="with TAIL: its sorties that started since: ISO 8601 or a duration (24h, 7d)")  # fmt: skip
+    p.add_argument("--format", choices=FORMATS, default="geojson",
+                   help="geojson (default), kml, csv or gpx; altitudes in metres, 0 on the ground")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write FILE (atomically) instead of stdout")
     p = command("record", "Save a feed's raw responses as received, for fixtures and replays.", cmd_record)
     p.add_argument("--feed", required=True, metavar="NAME", help="a configured feed (not an SBS stream)")
     p.add_argument("--count", type=_count, default=1, metavar="N", help="ticks to record, interval_s apart (default 1)")
@@ -422,6 +434,63 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
     if key == "end" and value is None:
         return "(open)"
     return "-" if value is None else str(value)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    wanted = sortie_id(args.target)
+    if wanted is None and args.since is None:
+        print(f"ingest: error: {args.target!r} is not a sortie id; a TAIL needs --since WHEN", file=sys.stderr)
+        return 2
+    if wanted is not None and args.since is not None:
+        print("ingest: error: --since goes with a TAIL, not with a sortie id", file=sys.stderr)
+        return 2
+    app = build_app(_settings(args))
+    store = Store(app.settings.database.path)
+    try:
+        if wanted is not None:
+            found = store.sortie(wanted)
+            if found is None:
+                print(f"ingest: unknown sortie {wanted!r}", file=sys.stderr)
+                return 1
+            sorties = [found]
+        else:
+            key = _aircraft_key(app, store, args.target)
+            if key is None:
+                print(f"ingest: unknown tail {args.target!r}: not in the watchlist and never seen", file=sys.stderr)
+                return 1
+            sorties = store.sorties([key], args.since)
+            if not sorties:
+                print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
+        tracks = [(s, store.track(s)) for s in sorties]
+    finally:
+        store.close()
+    text = render(args.format, tracks, SIGHTING_FIELDS)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        _write_atomic(args.output, text.encode())
+    except OSError as exc:
+        print(f"ingest: error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    points = sum(len(rows) for _, rows in tracks)
+    print(f"{args.output}: {args.format}, {len(sorties)} sorties, {points} sightings")
+    return 0
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write a temporary file beside `path` (mode from the umask), flush it to disk, rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_record(args: argparse.Namespace) -> int:
