@@ -15,23 +15,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ingest import __version__
+from ingest.api import ApiServer, serve
 from ingest.app import App, build_app
-from ingest.config import FeedSettings, Settings, describe, load
+from ingest.config import Settings, describe, load
 from ingest.errors import ConfigError, FeedError, IngestError
 from ingest.export import FORMATS, render, sortie_id
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
-from ingest.models import Sortie
 from ingest.pipeline import FeedJob, Parse, Tracker, replay_file
 from ingest.scheduler import deliver_pending, run_daemon, utc_now
 from ingest.store import SIGHTING_FIELDS, Store
 from ingest.timeutil import iso_z, parse_when
+from ingest.views import SORTIE_FIELDS, feed_row, sortie_dict
 from ingest.watchlist import normalise_registration
 
 log = logging.getLogger("ingest")
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("run", "Run the daemon in the foreground until SIGTERM or SIGINT.", cmd_run)
+    command("serve", "Serve the read-only HTTP API ([http] host and port) until SIGTERM or SIGINT.", cmd_serve)
     command("poll", "Poll every enabled feed once, store the result, print a line per feed and exit.", cmd_poll)
     p = command("replay", "Push recorded feed responses through the pipeline, in file order.", cmd_replay)
     p.add_argument(
@@ -188,15 +191,35 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    app = build_app(_settings(args))
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An Event set by SIGTERM or SIGINT while the block runs; the old handlers come back after it."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return run_daemon(app, stop)
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    app = build_app(_settings(args))
+    http = app.settings.http
+    with _stop_on_signals() as stop:
+        if not http.enabled:
+            return run_daemon(app, stop)
+        # The API binds first: a port in use stops start-up before any poll.
+        with ApiServer(app.settings, http.host, http.port, stale_after_s=http.stale_after_s, watchlist=app.watchlist):
+            return run_daemon(app, stop)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    http = settings.http
+    with _stop_on_signals() as stop:
+        serve(settings, http.host, http.port, stop, http.stale_after_s)
+    return 0
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -388,23 +411,6 @@ def _aircraft_key(app: App, store: Store, tail: str) -> str | None:
     return normalise_registration(entry.key) if entry is not None else None
 
 
-SORTIE_FIELDS = (
-    "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
-    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen",
-)  # fmt: skip
-
-
-def sortie_dict(s: Sortie) -> dict[str, Any]:
-    return {
-        "sortie_id": s.sortie_id, "hex": s.hex_icao, "registration": s.registration, "type": s.type_icao,
-        "callsigns": list(s.callsigns), "start": iso_z(s.start_at), "end": iso_z(s.end_at) if s.end_at else None,
-        "end_reason": s.end_reason, "duration_s": s.duration_s, "max_alt_baro_ft": s.max_alt_baro_ft,
-        "sightings": s.sightings,
-        "previous_sortie_end": iso_z(s.previous_sortie_end) if s.previous_sortie_end else None,
-        "last_seen": iso_z(s.last_seen_at),
-    }  # fmt: skip
-
-
 def _print_sorties(rows: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(rows, indent=1))
@@ -540,25 +546,12 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         health = store.feed_health(datetime.now(UTC) - FEED_HEALTH_WINDOW)
     finally:
         store.close()
-    rows = [_feed_row(fs, health.get(fs.name, {})) for fs in app.settings.feeds]
+    rows = [feed_row(fs, health.get(fs.name, {})) for fs in app.settings.feeds]
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
         print(_grid(rows, _FEED_TABLE, lambda row, key: "-" if row[key] is None else str(row[key])))
     return 0
-
-
-def _feed_row(fs: FeedSettings, h: dict[str, Any]) -> dict[str, Any]:
-    """One feed's health; `state` is disabled (by config), never polled, ok, degraded or parked."""
-    state = "disabled" if not fs.enabled else h.get("state", "never polled")
-    return {
-        "feed": fs.name, "kind": fs.kind, "state": state, "last_poll": h.get("at"),
-        "last_success": h.get("last_success_at"), "last_error": h.get("last_error_at"),
-        "error": h.get("reason") if h.get("failures") else None, "failures": h.get("failures", 0),
-        "next_try": h.get("next_try_at") if h.get("failures") else None,
-        "polls_1h": h.get("polls", 0), "failed_1h": h.get("failed", 0), "requests_1h": h.get("requests", 0),
-        "aircraft_1h": h.get("aircraft", 0), "kept_1h": h.get("kept", 0),
-    }  # fmt: skip
 
 
 _FEED_TABLE = (

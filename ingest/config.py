@@ -125,6 +125,12 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("key_file", "str", "", "client certificate's private key"),
         Key("keepalive_s", "int", 30, "MQTT keepalive", _positive),
     ),
+    "http": (
+        Key("enabled", "bool", False, "serve the read-only HTTP API inside `ingest run`"),
+        Key("host", "str", "127.0.0.1", "address to bind (127.0.0.1: this machine only)", _not_empty),
+        Key("port", "int", 8080, "TCP port", _port),
+        Key("stale_after_s", "float", 300.0, "/healthz answers 503 when no feed succeeded for this long", _positive),
+    ),
     "replay": (
         Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),
         Key("feed", "str", "replay", "feed name stored with replayed sightings", _not_empty),
@@ -212,6 +218,14 @@ class MqttSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    enabled: bool
+    host: str
+    port: int
+    stale_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReplaySettings:
     on_start: tuple[Path, ...]
     feed: str
@@ -256,6 +270,7 @@ _SECTION_TYPES: dict[str, type] = {
     "watchlist": WatchlistSettings,
     "sorties": SortiesSettings,
     "mqtt": MqttSettings,
+    "http": HttpSettings,
     "replay": ReplaySettings,
     "daemon": DaemonSettings,
 }
@@ -271,6 +286,7 @@ class Settings:
     watchlist: WatchlistSettings
     sorties: SortiesSettings
     mqtt: MqttSettings
+    http: HttpSettings
     replay: ReplaySettings
     daemon: DaemonSettings
     feeds: tuple[FeedSettings, ...]

@@ -15,6 +15,7 @@ importer of sqlite_utils.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -454,6 +455,57 @@ class Store:
             "SELECT hex FROM aircraft_hex JOIN aircraft ON aircraft.id = aircraft_id WHERE key = ?", (sortie.key,)
         )] or [sortie.hex_icao]  # fmt: skip
         return self.sightings(hexes, sortie.start_at, sortie.last.at)
+
+    def sightings_page(
+        self,
+        hexes: Sequence[str],
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The first `limit` sightings of these hexes in [since, until] after the (ts, hex) `after`,
+        in (ts, hex) order."""
+        if not hexes:
+            return []
+        lo = int(since.timestamp()) if since else -(2**62)
+        hi = int(until.timestamp()) if until else 2**62
+        sql = (
+            "SELECT hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, "
+            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed FROM sightings "
+            f"WHERE hex IN ({', '.join('?' for _ in hexes)}) AND ts BETWEEN ? AND ?"
+        )
+        params: list[Any] = [*hexes, lo, hi]
+        if after is not None:
+            sql += " AND (ts > ? OR (ts = ? AND hex > ?))"
+            params += [after[0], after[0], after[1]]
+        sql += " ORDER BY ts, hex LIMIT ?"
+        params.append(limit)
+        return [_sighting_dict(r) for r in self.db.conn.execute(sql, params)]
+
+    def sorties_page(
+        self,
+        keys: Sequence[str] | None,
+        since: datetime | None,
+        open_only: bool,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> list[Sortie]:
+        """The first `limit` sorties (of these aircraft keys, or all) that started at or after `since`,
+        after the (first_at, sortie_id) `after`, in that order."""
+        where = ["first_at >= ?"]
+        params: list[Any] = [since.timestamp() if since else -math.inf]
+        if keys is not None:
+            where.append(f"key IN ({', '.join('?' for _ in keys)})")
+            params.extend(keys)
+        if open_only:
+            where.append("end_reason IS NULL")
+        if after is not None:
+            where.append("(first_at > ? OR (first_at = ? AND sortie_id > ?))")
+            params += [after[0], after[0], after[1]]
+        sql = f"SELECT {_SORTIE_COLUMNS} FROM sorties WHERE {' AND '.join(where)} ORDER BY first_at, sortie_id LIMIT ?"
+        params.append(limit)
+        return [_sortie(row) for row in self.db.conn.execute(sql, params)]
 
     def pending_alerts(self, limit: int, exclude: Iterable[int] = ()) -> list[tuple[int, str, str]]:
         """Unsent outbox rows (id, topic, payload), oldest first, skipping the ids in `exclude`."""

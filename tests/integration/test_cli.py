@@ -173,7 +173,18 @@ def test_config_errors_exit_2_naming_the_key(write_config: ConfigWriter, capsys:
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"run", "poll", "replay", "sightings", "sorties", "export", "feeds", "record", "check-config"}
+    assert set(commands) == {
+        "run",
+        "serve",
+        "poll",
+        "replay",
+        "sightings",
+        "sorties",
+        "export",
+        "feeds",
+        "record",
+        "check-config",
+    }
     for name in commands:
         code, out, _ = run(capsys, name, "--help")
         assert code == 0 and "--config" in out and "exit codes" in out

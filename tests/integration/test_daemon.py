@@ -4,11 +4,14 @@ and stops cleanly (exit 0, database closed) on SIGTERM and SIGINT."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, T0, ConfigWriter, aircraft, envelope
-from tests.integration.conftest import Daemon, FeedServer, Reply
+from tests.integration.conftest import Daemon, FeedServer, Reply, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -162,3 +165,48 @@ def test_429_403_timeout_and_gzip_bomb_are_logged_once_and_others_keep_storing(
     assert out.count("feed slow failed: timeout") == 1
     assert out.count("feed bomb failed: body over the 5242880 byte cap") == 1
     assert "Traceback" not in out
+
+
+def test_run_serves_the_api_when_http_is_enabled(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    feed_server.reply("/v2/hex/", Reply(body=envelope([aircraft("ae01d2")])))
+    port = free_port()
+    config = write_config([feed(feed_server, "loopback")], http={"enabled": True, "port": port})
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls") or 0) >= 1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sightings/62-4125", timeout=5) as resp:
+        body = json.loads(resp.read())
+    assert [(r["hex"], r["feed"]) for r in body["items"]] == [("ae01d2", "loopback")]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+    assert daemon.stop()[0] == 0
+
+
+def test_serve_answers_until_sigterm(write_config: ConfigWriter, tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config([], http={"port": port})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=2) as resp:
+                    assert json.loads(resp.read())["openapi"].startswith("3.1")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "ingest serve did not answer"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()

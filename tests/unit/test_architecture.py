@@ -19,10 +19,12 @@ OWNERS = {
     "paho": {"alerts/mqtt.py"},
     "pyproj": {"geo.py"},
     "apscheduler": {"scheduler.py"},
+    "starlette": {"api.py"},
+    "uvicorn": {"api.py"},
 }
 PURE = {
     "errors.py", "models.py", "timeutil.py", "watchlist.py", "geo.py", "sorties.py", "alerts/messages.py",
-    "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py",
+    "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py",
 }  # fmt: skip
 
 

@@ -1,0 +1,653 @@
+"""The read-only HTTP API: sightings, sorties and their tracks, feed health, a health check, OpenAPI.
+
+- Starlette routes served by uvicorn (h11, no websockets, no lifespan); the only importer of both.
+- Every request opens its own Store on the database file and closes it before answering: reads in WAL
+  mode never wait for the daemon's writer, and the writer's connection is never shared. Handlers are plain
+  functions, so Starlette runs each in its thread pool and a Store stays in the thread that opened it.
+- Errors are JSON `{"error": "..."}`: 400 for a bad parameter, 404 for an unknown tail, sortie or path,
+  503 when the database cannot be opened. Bad input is never a 500.
+- Lists are paged oldest first: `limit` items and an opaque `next` cursor (null on the last page) that is
+  passed back as `cursor` with the same other parameters. A cursor holds the sort key of the last item
+  returned (position time and hex; sortie start and id): rows stored meanwhile never shift a page (no
+  repeats, no gaps), but one stored late with a time before the cursor is not in that walk.
+- `ApiServer` runs it on a background thread (inside `ingest run`); `serve()` runs it until an Event is set
+  (`ingest serve`). Both bind the socket first, so a port in use is an ApiError at once, not a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingest import __version__
+from ingest.config import Settings
+from ingest.errors import ConfigError, IngestError, StoreError, WatchlistError
+from ingest.export import geojson, sortie_id
+from ingest.models import Sortie
+from ingest.store import Store
+from ingest.timeutil import iso_z, parse_when
+from ingest.views import feed_row, sortie_dict
+from ingest.watchlist import Watchlist, load_watchlist, normalise_registration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080  # as the [http] section; tar1090 / dump1090-fa may hold it on a receiver: set http.port
+DEFAULT_STALE_AFTER_S = 300.0
+SIGHTINGS_LIMIT = 1000  # default page size
+SORTIES_LIMIT = 100  # as `ingest sorties`
+MAX_LIMIT = 10_000
+FEED_HEALTH_WINDOW = timedelta(hours=1)  # as `ingest feeds`
+
+
+class ApiError(IngestError):
+    """The HTTP API cannot listen, or its server stopped."""
+
+
+class BadRequest(Exception):
+    """A parameter the API cannot use: answered 400 with the message."""
+
+
+class NotFound(Exception):
+    """An unknown tail or sortie: answered 404 with the message."""
+
+
+# -- reads ---------------------------------------------------------------------------------------------
+
+
+# -- parameters ----------------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,400}")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_SEP = "\x1f"
+
+
+def _query(request: Request, allowed: Sequence[str]) -> dict[str, str]:
+    """The query parameters, each at most once; empty ones count as absent, unknown ones are an error."""
+    params = request.query_params
+    unknown = sorted(set(params.keys()) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0]!r}; this endpoint takes {', '.join(allowed) or 'none'}")
+    out: dict[str, str] = {}
+    for name in allowed:
+        values = params.getlist(name)
+        if len(values) > 1:
+            raise BadRequest(f"{name}: given {len(values)} times; give it once")
+        if values and values[0].strip():
+            out[name] = values[0]
+    return out
+
+
+def _limit(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    value = text.strip()
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadRequest(f"limit: {text!r} is not a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _when(name: str, text: str | None, now: datetime) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_when(text, now)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+    except OverflowError:
+        raise BadRequest(f"{name}: {text!r} is out of range") from None
+
+
+def _flag(name: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    value = text.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise BadRequest(f"{name}: {text!r} is not true or false")
+    return value in _TRUE
+
+
+def _encode_cursor(kind: str, *parts: str) -> str:
+    raw = _SEP.join((kind, *parts)).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(kind: str, text: str) -> list[str]:
+    """The parts of a cursor made by _encode_cursor(kind, ...); BadRequest for anything else."""
+    bad = BadRequest("cursor: malformed; pass the `next` value of the previous page unchanged")
+    if not _CURSOR.fullmatch(text):
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    parts = raw.split(_SEP)
+    if len(parts) != 3 or parts[0] != kind:
+        raise bad
+    return parts[1:]
+
+
+def _sightings_cursor(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    ts, hex_icao = _decode_cursor("s1", text)
+    if not re.fullmatch(r"-?[0-9]{1,19}", ts) or abs(int(ts)) > 2**62 or not 0 < len(hex_icao) <= 16:
+        raise BadRequest("cursor: malformed; pass the `next` value of the previous page unchanged")
+    return int(ts), hex_icao
+
+
+def _sorties_cursor(text: str | None) -> tuple[float, str] | None:
+    if text is None:
+        return None
+    first_at, last_id = _decode_cursor("o1", text)
+    try:
+        at = float(first_at)
+    except ValueError:
+        at = math.nan
+    if not math.isfinite(at) or not 0 < len(last_id) <= 200:
+        raise BadRequest("cursor: malformed; pass the `next` value of the previous page unchanged")
+    return at, last_id
+
+
+# -- the application -----------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _unknown_tail(tail: str) -> NotFound:
+    return NotFound(f"unknown tail {tail!r}: not in the watchlist and never seen")
+
+
+class _Api:
+    """The handlers, over the settings, the watchlist and the database path."""
+
+    def __init__(self, settings: Settings, watchlist: Watchlist, stale_after_s: float) -> None:
+        self.settings = settings
+        self.watchlist = watchlist
+        self.stale_after_s = stale_after_s
+
+    def _store(self) -> Store:
+        return Store(self.settings.database.path)
+
+    def _hexes(self, store: Store, tail: str) -> tuple[str, ...]:
+        """The hexes of a tail, from the store (learnt hexes included) or the watchlist, as `ingest sightings`."""
+        aircraft = store.find_aircraft(tail)
+        if aircraft is not None:
+            return aircraft.hexes
+        entry = self.watchlist.by_registration(tail) or self.watchlist.by_hex(tail.strip())
+        if entry is None:
+            raise _unknown_tail(tail)
+        return entry.hexes
+
+    def _key(self, store: Store, tail: str) -> str:
+        """The key sorties are stored under, as `ingest sorties TAIL`."""
+        aircraft = store.find_aircraft(tail)
+        if aircraft is not None:
+            return aircraft.key
+        entry = self.watchlist.by_registration(tail) or self.watchlist.by_hex(tail.strip())
+        if entry is None:
+            raise _unknown_tail(tail)
+        return normalise_registration(entry.key)
+
+    def sightings(self, request: Request) -> Response:
+        q = _query(request, ("since", "until", "limit", "cursor"))
+        now = datetime.now(UTC)
+        since, until = _when("since", q.get("since"), now), _when("until", q.get("until"), now)
+        limit = _limit(q.get("limit"), SIGHTINGS_LIMIT)
+        after = _sightings_cursor(q.get("cursor"))
+        tail = request.path_params["tail"]
+        store = self._store()
+        try:
+            rows = store.sightings_page(self._hexes(store, tail), since, until, after, limit + 1)
+        finally:
+            store.close()
+        cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            cursor = _encode_cursor("s1", str(int(datetime.fromisoformat(last["time"]).timestamp())), last["hex"])
+        return JSONResponse({"items": rows, "next": cursor})
+
+    def sorties(self, request: Request) -> Response:
+        q = _query(request, ("tail", "since", "open", "limit", "cursor"))
+        since = _when("since", q.get("since"), datetime.now(UTC))
+        open_only = _flag("open", q.get("open"))
+        limit = _limit(q.get("limit"), SORTIES_LIMIT)
+        after = _sorties_cursor(q.get("cursor"))
+        store = self._store()
+        try:
+            keys = [self._key(store, q["tail"])] if "tail" in q else None
+            found = store.sorties_page(keys, since, open_only, after, limit + 1)
+        finally:
+            store.close()
+        cursor = None
+        if len(found) > limit:
+            found = found[:limit]
+            last = found[-1]
+            cursor = _encode_cursor("o1", repr(last.start_at.timestamp()), last.sortie_id)
+        return JSONResponse({"items": [sortie_dict(s) for s in found], "next": cursor})
+
+    def _sortie(self, store: Store, request: Request) -> Sortie:
+        text = request.path_params["sortie_id"]
+        wanted = sortie_id(text)  # any case
+        sortie = None if wanted is None else store.sortie(wanted)
+        if sortie is None:
+            raise NotFound(f"unknown sortie {text!r}")
+        return sortie
+
+    def sortie(self, request: Request) -> Response:
+        _query(request, ())
+        store = self._store()
+        try:
+            sortie = self._sortie(store, request)
+        finally:
+            store.close()
+        return JSONResponse(sortie_dict(sortie))
+
+    def track(self, request: Request) -> Response:
+        _query(request, ())
+        store = self._store()
+        try:
+            sortie = self._sortie(store, request)
+            track = store.track(sortie)
+        finally:
+            store.close()
+        return JSONResponse(geojson([(sortie, track)]), media_type="application/geo+json")
+
+    def feeds(self, request: Request) -> Response:
+        _query(request, ())
+        store = self._store()
+        try:
+            health = store.feed_health(datetime.now(UTC) - FEED_HEALTH_WINDOW)
+        finally:
+            store.close()
+        return JSONResponse({"items": [feed_row(fs, health.get(fs.name, {})) for fs in self.settings.feeds]})
+
+    def healthz(self, request: Request) -> Response:
+        _query(request, ())
+        now = datetime.now(UTC)
+        body: dict[str, Any] = {"status": "ok", "stale_after_s": self.stale_after_s}
+        enabled = [fs.name for fs in self.settings.feeds if fs.enabled]
+        try:
+            store = self._store()
+        except StoreError as exc:
+            return JSONResponse({**body, "status": "unavailable", "reason": str(exc)}, status_code=503)
+        try:
+            health = store.feed_health(now - FEED_HEALTH_WINDOW)
+        finally:
+            store.close()
+        body["feeds"] = {name: health.get(name, {}).get("state", "never polled") for name in enabled}
+        successes = [
+            datetime.fromisoformat(h["last_success_at"])
+            for name in enabled
+            if (h := health.get(name)) and h.get("last_success_at")
+        ]
+        last = max(successes, default=None)
+        body["last_success"] = iso_z(last) if last else None
+        body["age_s"] = round((now - last).total_seconds(), 1) if last else None
+        if not enabled:
+            reason = "no feed is enabled"
+        elif last is None:
+            reason = "no feed has succeeded yet"
+        elif body["age_s"] > self.stale_after_s:
+            reason = f"no feed has succeeded for {body['age_s']:.0f} s (more than {self.stale_after_s:g} s)"
+        else:
+            return JSONResponse(body)
+        return JSONResponse({**body, "status": "unavailable", "reason": reason}, status_code=503)
+
+    def openapi(self, request: Request) -> Response:
+        _query(request, ())
+        return JSONResponse(openapi_document())
+
+
+def _handled(fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """A handler whose BadRequest, NotFound and StoreError become JSON 400, 404 and 503."""
+
+    def handler(request: Request) -> Response:
+        try:
+            return fn(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except StoreError as exc:
+            log.warning("http api: %s", exc)
+            return _error(503, f"the database is unavailable: {exc}")
+
+    handler.__name__ = getattr(fn, "__name__", "handler")
+    return handler
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown path 404, wrong method 405) as JSON."""
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    return _error(500, "internal error; see the daemon's log")
+
+
+def create_app(
+    settings: Settings, stale_after_s: float = DEFAULT_STALE_AFTER_S, *, watchlist: Watchlist | None = None
+) -> Starlette:
+    """The ASGI application. The watchlist (for tails watched but never stored) is loaded from
+    settings.watchlist.path unless given; ConfigError when it cannot be read."""
+    if watchlist is None:
+        try:
+            watchlist = load_watchlist(settings.watchlist.path)
+        except WatchlistError as exc:
+            raise ConfigError("watchlist.path", settings.source_of("watchlist.path"), str(exc)) from exc
+    api = _Api(settings, watchlist, stale_after_s)
+    routes = [
+        Route("/api/sightings/{tail}", _handled(api.sightings), methods=["GET"]),
+        Route("/api/sorties", _handled(api.sorties), methods=["GET"]),
+        Route("/api/sorties/{sortie_id}/track.geojson", _handled(api.track), methods=["GET"]),
+        Route("/api/sorties/{sortie_id}", _handled(api.sortie), methods=["GET"]),
+        Route("/api/feeds", _handled(api.feeds), methods=["GET"]),
+        Route("/healthz", _handled(api.healthz), methods=["GET"]),
+        Route("/openapi.json", _handled(api.openapi), methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+
+
+# -- serving -------------------------------------------------------------------------------------------
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0: any free port); ApiError when that is impossible."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise ApiError(f"http api: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+class ApiServer:
+    """The API on a background thread, for `ingest run`:
+
+        server = ApiServer(settings, host, port, stale_after_s=...)
+        server.start()   # ApiError when the port cannot be bound; returns once it accepts connections
+        ...
+        server.stop()    # finishes the requests in flight (at most a few seconds) and joins the thread
+
+    `port` is the bound port (useful with port 0). Also a context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        watchlist: Watchlist | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.app = create_app(settings, stale_after_s, watchlist=watchlist)
+        config = uvicorn.Config(
+            self.app, http="h11", ws="none", lifespan="off", log_config=None, access_log=False,
+            server_header=False, timeout_graceful_shutdown=5,
+        )  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        sock = _listen(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, args=(sock,), name="http-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ApiError(f"http api: the server on {self.url} did not start")
+            time.sleep(0.01)
+        log.info("http api on %s", self.url)
+
+    def _run(self, sock: socket.socket) -> None:
+        try:
+            self._server.run(sockets=[sock])
+        except BaseException:  # SystemExit included: uvicorn exits on a failed startup
+            log.exception("http api: the server stopped")
+        finally:
+            sock.close()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> ApiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(
+    settings: Settings,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    stop: threading.Event | None = None,
+    stale_after_s: float = DEFAULT_STALE_AFTER_S,
+) -> None:
+    """Serve the API until `stop` is set (None: until KeyboardInterrupt). Signals are left to the caller:
+    set `stop` from SIGTERM/SIGINT handlers. ApiError when it cannot listen or the server dies."""
+    stop = stop or threading.Event()
+    server = ApiServer(settings, host, port, stale_after_s=stale_after_s)
+    server.start()
+    try:
+        while not stop.wait(0.5):
+            if not server.running:
+                raise ApiError(f"http api: the server on {server.url} stopped")
+    finally:
+        server.stop()
+
+
+# -- OpenAPI -------------------------------------------------------------------------------------------
+
+
+def _param(name: str, where: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "description": description,
+            "schema": schema}  # fmt: skip
+
+
+def _json(description: str, ref: str, media: str = "application/json") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_WHEN = {"type": "string", "examples": ["2026-11-21T00:00:00Z", "24h", "7d"]}
+_TIME = {"type": "string", "format": "date-time"}
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+_STR_OR_NULL = {"type": ["string", "null"]}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_BAD = _json("A bad parameter", "Error")
+_NOT_FOUND = _json("Unknown tail or sortie", "Error")
+_UNAVAILABLE = _json("The database cannot be opened", "Error")
+_CURSOR_PARAM = _param("cursor", "query", "The `next` value of the previous page (same other parameters)",
+                       {"type": "string"})  # fmt: skip
+
+
+def _limit_param(default: int) -> dict[str, Any]:
+    return _param("limit", "query", f"Page size (default {default})",
+                  {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default})  # fmt: skip
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+            "next": {"type": ["string", "null"], "description": "cursor of the next page; null on the last"},
+        },
+    }
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every endpoint."""
+    tail = _param("tail", "path", "Registration (any case, e.g. 62-4125) or ICAO hex (e.g. ae01d2)",
+                  {"type": "string"})  # fmt: skip
+    sortie_param = _param("sortie_id", "path", "<hex>-<start %Y%m%dT%H%M%SZ>, e.g. ae01d2-20261120T225558Z",
+                       {"type": "string"})  # fmt: skip
+    since = _param("since", "query", "ISO 8601 (naive is UTC) or a duration before now: 90m, 24h, 7d", _WHEN)
+    sighting = _object({
+        "hex": {"type": "string"}, "registration": _STR_OR_NULL, "type": _STR_OR_NULL, "callsign": _STR_OR_NULL,
+        "time": _TIME, "lat": {"type": "number"}, "lon": {"type": "number"}, "x_m": {"type": "number"},
+        "y_m": {"type": "number"}, "alt_baro_ft": _INT_OR_NULL, "on_ground": {"type": "boolean"},
+        "alt_geom_ft": _INT_OR_NULL, "gs_kt": _NUM_OR_NULL, "track_deg": _NUM_OR_NULL, "squawk": _STR_OR_NULL,
+        "source_type": {"type": "string"}, "feed": {"type": "string"},
+    })  # fmt: skip
+    sortie = _object({
+        "sortie_id": {"type": "string"}, "hex": {"type": "string"}, "registration": _STR_OR_NULL,
+        "type": _STR_OR_NULL, "callsigns": {"type": "array", "items": {"type": "string"}}, "start": _TIME,
+        "end": {**_TIME_OR_NULL, "description": "null while the sortie is open"},
+        "end_reason": {"type": ["string", "null"], "enum": ["landed", "left_area", "signal_lost", None]},
+        "duration_s": {"type": "integer"}, "max_alt_baro_ft": _INT_OR_NULL, "sightings": {"type": "integer"},
+        "previous_sortie_end": _TIME_OR_NULL, "last_seen": _TIME,
+    })  # fmt: skip
+    feed = _object({
+        "feed": {"type": "string"}, "kind": {"type": "string"},
+        "state": {"type": "string", "enum": ["disabled", "never polled", "ok", "degraded", "parked"]},
+        "last_poll": _TIME_OR_NULL, "last_success": _TIME_OR_NULL, "last_error": _TIME_OR_NULL,
+        "error": _STR_OR_NULL, "failures": {"type": "integer"}, "next_try": _TIME_OR_NULL,
+        "polls_1h": {"type": "integer"}, "failed_1h": {"type": "integer"}, "requests_1h": {"type": "integer"},
+        "aircraft_1h": {"type": "integer"}, "kept_1h": {"type": "integer"},
+    })  # fmt: skip
+    health = {
+        "type": "object",
+        "required": ["status", "stale_after_s"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "reason": {"type": "string", "description": "why it is unavailable"},
+            "last_success": _TIME_OR_NULL, "age_s": _NUM_OR_NULL, "stale_after_s": {"type": "number"},
+            "feeds": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }  # fmt: skip
+    track = {
+        "type": "object",
+        "description": "RFC 7946 FeatureCollection (as `ingest export --format geojson`): the sortie as a "
+        "LineString Feature of [lon, lat, alt_m] positions (geometry null below two sightings), then a Point "
+        "Feature per sighting; alt_m is the barometric altitude in metres, 0 on the ground",
+        "required": ["type", "features"],
+        "properties": {
+            "type": {"const": "FeatureCollection"},
+            "features": {"type": "array", "items": {
+                "type": "object",
+                "required": ["type", "geometry", "properties"],
+                "properties": {
+                    "type": {"const": "Feature"},
+                    "id": {"type": "string", "description": "the sortie id, on the sortie's Feature"},
+                    "geometry": {"type": ["object", "null"]},
+                    "properties": {"type": "object", "required": ["kind", "sortie_id"], "properties": {
+                        "kind": {"enum": ["sortie", "sighting"]}, "sortie_id": {"type": "string"},
+                    }},
+                },
+            }},
+        },
+    }  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ingest",
+            "version": __version__,
+            "description": "Read-only access to the sightings, sorties and feed health stored by ingest. "
+            "Lists are paged oldest first: pass `next` back as `cursor` with the same other parameters.",
+        },
+        "paths": {
+            "/api/sightings/{tail}": {"get": {
+                "summary": "Sightings of one aircraft, oldest first (as `ingest sightings --format json`)",
+                "operationId": "sightings",
+                "parameters": [
+                    tail, since, _param("until", "query", "ISO 8601 or a duration before now", _WHEN),
+                    _limit_param(SIGHTINGS_LIMIT), _CURSOR_PARAM,
+                ],
+                "responses": {"200": _json("A page of sightings", "SightingPage"), "400": _BAD,
+                              "404": _NOT_FOUND, "503": _UNAVAILABLE},
+            }},
+            "/api/sorties": {"get": {
+                "summary": "Sorties, oldest first (as `ingest sorties --format json`)",
+                "operationId": "sorties",
+                "parameters": [
+                    _param("tail", "query", "Only this aircraft: registration or ICAO hex", {"type": "string"}),
+                    _param("since", "query", "Sorties that started since: ISO 8601 or a duration", _WHEN),
+                    _param("open", "query", "Only sorties still in progress", {"type": "boolean", "default": False}),
+                    _limit_param(SORTIES_LIMIT), _CURSOR_PARAM,
+                ],
+                "responses": {"200": _json("A page of sorties", "SortiePage"), "400": _BAD, "404": _NOT_FOUND,
+                              "503": _UNAVAILABLE},
+            }},
+            "/api/sorties/{sortie_id}": {"get": {
+                "summary": "One sortie", "operationId": "sortie", "parameters": [sortie_param],
+                "responses": {"200": _json("The sortie", "Sortie"), "404": _NOT_FOUND, "503": _UNAVAILABLE},
+            }},
+            "/api/sorties/{sortie_id}/track.geojson": {"get": {
+                "summary": "A sortie's track as GeoJSON", "operationId": "sortieTrack", "parameters": [sortie_param],
+                "responses": {"200": _json("The track", "TrackGeoJSON", "application/geo+json"), "404": _NOT_FOUND,
+                              "503": _UNAVAILABLE},
+            }},
+            "/api/feeds": {"get": {
+                "summary": "Each configured feed's health (as `ingest feeds --format json`)", "operationId": "feeds",
+                "responses": {"200": {"description": "The feeds", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Feed"}}},
+                }}}}, "503": _UNAVAILABLE},
+            }},
+            "/healthz": {"get": {
+                "summary": "200 while some enabled feed succeeded within stale_after_s; 503 with a reason otherwise",
+                "operationId": "health",
+                "responses": {"200": _json("Polling works", "Health"), "503": _json("Polling is stale", "Health")},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document", "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            }},
+        },
+        "components": {
+            "schemas": {
+                "Error": _object({"error": {"type": "string"}}),
+                "Sighting": sighting,
+                "SightingPage": _page("Sighting"),
+                "Sortie": sortie,
+                "SortiePage": _page("Sortie"),
+                "Feed": feed,
+                "Health": health,
+                "TrackGeoJSON": track,
+            },
+        },
+    }  # fmt: skip
