@@ -10,6 +10,7 @@
   passed back as `cursor` with the same other parameters. A cursor holds the sort key of the last item
   returned (position time and hex; sortie start and id): rows stored meanwhile never shift a page (no
   repeats, no gaps), but one stored late with a time before the cursor is not in that walk.
+- `/` is a web page over this API (ingest/static: the latest sorties, a track as SVG, its sightings).
 - `ApiServer` runs it on a background thread (inside `ingest run`); `serve()` runs it until an Event is set
   (`ingest serve`). Both bind the socket first, so a port in use is an ApiError at once, not a log line.
 """
@@ -17,6 +18,8 @@
 from __future__ import annotations
 
 import base64
+import html
+import json
 import logging
 import math
 import re
@@ -25,14 +28,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ingest import __version__
 from ingest.config import Settings
@@ -53,6 +58,12 @@ SIGHTINGS_LIMIT = 1000  # default page size
 SORTIES_LIMIT = 100  # as `ingest sorties`
 MAX_LIMIT = 10_000
 FEED_HEALTH_WINDOW = timedelta(hours=1)  # as `ingest feeds`
+STATIC = Path(__file__).parent / "static"  # the web page at `/`: index.html, its script and style sheet
+# The page loads nothing but its own script, style sheet and API: no inline script, no other origin.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class ApiError(IngestError):
@@ -318,6 +329,17 @@ class _Api:
         _query(request, ())
         return JSONResponse(openapi_document())
 
+    def page(self, request: Request) -> Response:
+        """The web page (ingest/static/index.html), the area's box in its `ingest-area` meta tag."""
+        try:
+            text = (STATIC / "index.html").read_text(encoding="utf-8")
+        except OSError:
+            raise NotFound("the web page is not installed (ingest/static/index.html)") from None
+        a = self.settings.area
+        area = {"name": a.name, "south": a.south, "west": a.west, "north": a.north, "east": a.east}
+        text = text.replace("{{AREA}}", html.escape(json.dumps(area), quote=True), 1)
+        return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
+
 
 def _handled(fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
     """A handler whose BadRequest, NotFound and StoreError become JSON 400, 404 and 503."""
@@ -366,6 +388,8 @@ def create_app(
         Route("/api/feeds", _handled(api.feeds), methods=["GET"]),
         Route("/healthz", _handled(api.healthz), methods=["GET"]),
         Route("/openapi.json", _handled(api.openapi), methods=["GET"]),
+        Route("/", _handled(api.page), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
 
@@ -636,6 +660,11 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            }},
+            "/": {"get": {
+                "summary": "The web page: the latest sorties, the selected one's track and sightings (reads this API)",
+                "operationId": "page",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
             }},
         },
         "components": {
