@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="geojson",
                    help="geojson (default), kml, csv or gpx; altitudes in metres, 0 on the ground")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write FILE (atomically) instead of stdout")
+    p = command("map", "Draw sorties over the coastline, coloured by altitude, as a PNG or SVG picture.", cmd_map)
+    p.add_argument(
+        "target", metavar="SORTIE_ID|TAIL",
+        help="a sortie id (ae01d2-20261120T225558Z), or a registration or ICAO hex with --since",
+    )  # fmt: skip
+    p.add_argument("--since", type=_when, metavar="WHEN",
+                   help="with TAIL: its sorties that started since: ISO 8601 or a duration (24h, 7d)")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
+                   help="the picture, written atomically: FILE.png (1600x1200) or FILE.svg")  # fmt: skip
     p = command("record", "Save a feed's raw responses as received, for fixtures and replays.", cmd_record)
     p.add_argument("--feed", required=True, metavar="NAME", help="a configured feed (not an SBS stream)")
     p.add_argument("--count", type=_count, default=1, metavar="N", help="ticks to record, interval_s apart (default 1)")
@@ -481,6 +490,54 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 1
     points = sum(len(rows) for _, rows in tracks)
     print(f"{args.output}: {args.format}, {len(sorties)} sorties, {points} sightings")
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from ingest.mapping import MAP_FORMATS, map_format, render_map  # matplotlib loads only for this command
+
+    fmt = map_format(args.output)
+    if fmt is None:
+        known = " or ".join(f".{f}" for f in MAP_FORMATS)
+        print(f"ingest: error: {args.output}: the picture's name must end in {known}", file=sys.stderr)
+        return 2
+    wanted = sortie_id(args.target)
+    if wanted is None and args.since is None:
+        print(f"ingest: error: {args.target!r} is not a sortie id; a TAIL needs --since WHEN", file=sys.stderr)
+        return 2
+    if wanted is not None and args.since is not None:
+        print("ingest: error: --since goes with a TAIL, not with a sortie id", file=sys.stderr)
+        return 2
+    app = build_app(_settings(args))
+    store = Store(app.settings.database.path)
+    try:
+        if wanted is not None:
+            found = store.sortie(wanted)
+            if found is None:
+                print(f"ingest: unknown sortie {wanted!r}", file=sys.stderr)
+                return 1
+            sorties = [found]
+            subject = wanted
+        else:
+            key = _aircraft_key(app, store, args.target)
+            if key is None:
+                print(f"ingest: unknown tail {args.target!r}: not in the watchlist and never seen", file=sys.stderr)
+                return 1
+            sorties = store.sorties([key], args.since)
+            subject = f"{key} since {iso_z(args.since)}"
+            if not sorties:
+                print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
+        tracks = [(s, store.track(s)) for s in sorties]
+    finally:
+        store.close()
+    data = render_map(tracks, app.area, app.projector, fmt, subject=subject)
+    try:
+        _write_atomic(args.output, data)
+    except OSError as exc:
+        print(f"ingest: error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    points = sum(len(rows) for _, rows in tracks)
+    print(f"{args.output}: {fmt}, {len(sorties)} sorties, {points} sightings")
     return 0
 
 

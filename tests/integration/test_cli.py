@@ -181,6 +181,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "sightings",
         "sorties",
         "export",
+        "map",
         "feeds",
         "record",
         "check-config",

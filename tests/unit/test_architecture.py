@@ -21,6 +21,7 @@ OWNERS = {
     "apscheduler": {"scheduler.py"},
     "starlette": {"api.py"},
     "uvicorn": {"api.py"},
+    "matplotlib": {"mapping.py"},
 }
 PURE = {
     "errors.py", "models.py", "timeutil.py", "watchlist.py", "geo.py", "sorties.py", "alerts/messages.py",
