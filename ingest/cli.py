@@ -15,11 +15,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tqdm import tqdm
 
 from ingest import __version__
 from ingest.api import ApiServer, serve
@@ -37,6 +39,7 @@ from ingest.views import SORTIE_FIELDS, feed_row, sortie_dict
 from ingest.watchlist import normalise_registration
 
 log = logging.getLogger("ingest")
+T = TypeVar("T")
 
 _DELIVER_TIMEOUT_S = 10.0
 
@@ -62,6 +65,11 @@ def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
     return int(text)
+
+
+def progress(items: Iterable[T], desc: str, unit: str) -> Iterable[T]:
+    """A progress bar on stderr when it is a terminal; silent (the plain iterable's speed) otherwise."""
+    return tqdm(items, desc=desc, unit=unit, leave=False, file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -294,7 +302,7 @@ def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name:
     """Replay one file and print its summary; returns 1 when it could not be read or had bad responses."""
     responses = aircraft = kept = stored = bad = 0
     try:
-        for outcome in replay_file(path, feed_name, app.selector, utc_now, parse):
+        for outcome in progress(replay_file(path, feed_name, app.selector, utc_now, parse), path.name, "response"):
             responses += 1
             if outcome.failure is not None:
                 bad += 1
@@ -476,7 +484,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             sorties = store.sorties([key], args.since)
             if not sorties:
                 print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
-        tracks = [(s, store.track(s)) for s in sorties]
+        tracks = [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")]
     finally:
         store.close()
     text = render(args.format, tracks, SIGHTING_FIELDS)
@@ -527,7 +535,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             subject = f"{key} since {iso_z(args.since)}"
             if not sorties:
                 print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
-        tracks = [(s, store.track(s)) for s in sorties]
+        tracks = [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")]
     finally:
         store.close()
     data = render_map(tracks, app.area, app.projector, fmt, subject=subject)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import gzip
 import io
 import json
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -252,3 +258,27 @@ def test_sorties_filters_and_formats(replayed: Path, capsys: pytest.CaptureFixtu
     assert [r["registration"] for r in json.loads(out)] == ["230921"]
     code, _, err = run(capsys, "sorties", "N12345", "--config", str(replayed))
     assert code == 1 and "unknown tail 'N12345'" in err
+
+
+def test_long_replays_show_progress_on_a_terminal_only(
+    write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config([])
+    assert main(["replay", "--config", str(config), "--feed", "quiet", str(DEMO)]) == 0
+    assert "response" not in capsys.readouterr().err  # not a terminal: no bar
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a terminal has a size
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "replay", "--config", str(config), "--feed", "tty", str(DEMO)],
+        stdout=subprocess.DEVNULL, stderr=follower, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+        while chunk := os.read(leader, 65536):
+            seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    assert b"synthetic-tora23-replay.ndjson.gz: " in seen and b"response/s" in seen, seen[-500:]

@@ -21,6 +21,7 @@ OWNERS = {
     "apscheduler": {"scheduler.py"},
     "starlette": {"api.py"},
     "uvicorn": {"api.py"},
+    "tqdm": {"cli.py"},
     "matplotlib": {"mapping.py"},
 }
 PURE = {
