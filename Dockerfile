@@ -22,6 +22,10 @@ ENV INGEST_DATABASE_PATH=/data/ingest.db
 VOLUME ["/data"]
 USER ingest
 
+# The read-only HTTP API, when [http] enabled = true with host = "0.0.0.0" (INGEST_HTTP_ENABLED=true
+# INGEST_HTTP_HOST=0.0.0.0), or with `docker run ... ingest serve`; publish it with -p 127.0.0.1:8080:8080.
+EXPOSE 8080
+
 # SIGTERM (docker stop) finishes the running poll, closes the database and exits 0.
 ENTRYPOINT ["ingest"]
 CMD ["run"]
