@@ -31,6 +31,7 @@ from ingest.errors import ConfigError, FeedError, IngestError
 from ingest.export import FORMATS, render, sortie_id
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
+from ingest.models import Sortie
 from ingest.pipeline import FeedJob, Parse, Tracker, replay_file
 from ingest.scheduler import deliver_pending, run_daemon, utc_now
 from ingest.store import SIGHTING_FIELDS, Store
@@ -459,13 +460,16 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
     return "-" if value is None else str(value)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+Tracks = list[tuple[Sortie, list[dict[str, Any]]]]
+
+
+def _tracks(args: argparse.Namespace) -> tuple[App, Tracks, str] | int:
+    """The sorties that `export` and `map` were asked for (a sortie id, or a TAIL with --since), each with its
+    track, and a subject line; or the exit code after a message (2 misuse, 1 unknown sortie or tail)."""
     wanted = sortie_id(args.target)
-    if wanted is None and args.since is None:
-        print(f"ingest: error: {args.target!r} is not a sortie id; a TAIL needs --since WHEN", file=sys.stderr)
-        return 2
-    if wanted is not None and args.since is not None:
-        print("ingest: error: --since goes with a TAIL, not with a sortie id", file=sys.stderr)
+    if (wanted is None) == (args.since is None):
+        reason = "--since goes with a TAIL, not with a sortie id" if wanted else "a TAIL needs --since WHEN"
+        print(f"ingest: error: {args.target!r}: {reason}", file=sys.stderr)
         return 2
     app = build_app(_settings(args))
     store = Store(app.settings.database.path)
@@ -475,30 +479,41 @@ def cmd_export(args: argparse.Namespace) -> int:
             if found is None:
                 print(f"ingest: unknown sortie {wanted!r}", file=sys.stderr)
                 return 1
-            sorties = [found]
+            sorties, subject = [found], wanted
         else:
             key = _aircraft_key(app, store, args.target)
             if key is None:
                 print(f"ingest: unknown tail {args.target!r}: not in the watchlist and never seen", file=sys.stderr)
                 return 1
-            sorties = store.sorties([key], args.since)
+            sorties, subject = store.sorties([key], args.since), f"{key} since {iso_z(args.since)}"
             if not sorties:
                 print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
-        tracks = [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")]
+        return app, [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")], subject
     finally:
         store.close()
+
+
+def _write_output(path: Path, data: bytes, fmt: str, tracks: Tracks) -> int:
+    try:
+        _write_atomic(path, data)
+    except OSError as exc:
+        print(f"ingest: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    points = sum(len(rows) for _, rows in tracks)
+    print(f"{path}: {fmt}, {len(tracks)} sorties, {points} sightings")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    selected = _tracks(args)
+    if isinstance(selected, int):
+        return selected
+    _, tracks, _ = selected
     text = render(args.format, tracks, SIGHTING_FIELDS)
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    try:
-        _write_atomic(args.output, text.encode())
-    except OSError as exc:
-        print(f"ingest: error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    points = sum(len(rows) for _, rows in tracks)
-    print(f"{args.output}: {args.format}, {len(sorties)} sorties, {points} sightings")
-    return 0
+    return _write_output(args.output, text.encode(), args.format, tracks)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -509,44 +524,11 @@ def cmd_map(args: argparse.Namespace) -> int:
         known = " or ".join(f".{f}" for f in MAP_FORMATS)
         print(f"ingest: error: {args.output}: the picture's name must end in {known}", file=sys.stderr)
         return 2
-    wanted = sortie_id(args.target)
-    if wanted is None and args.since is None:
-        print(f"ingest: error: {args.target!r} is not a sortie id; a TAIL needs --since WHEN", file=sys.stderr)
-        return 2
-    if wanted is not None and args.since is not None:
-        print("ingest: error: --since goes with a TAIL, not with a sortie id", file=sys.stderr)
-        return 2
-    app = build_app(_settings(args))
-    store = Store(app.settings.database.path)
-    try:
-        if wanted is not None:
-            found = store.sortie(wanted)
-            if found is None:
-                print(f"ingest: unknown sortie {wanted!r}", file=sys.stderr)
-                return 1
-            sorties = [found]
-            subject = wanted
-        else:
-            key = _aircraft_key(app, store, args.target)
-            if key is None:
-                print(f"ingest: unknown tail {args.target!r}: not in the watchlist and never seen", file=sys.stderr)
-                return 1
-            sorties = store.sorties([key], args.since)
-            subject = f"{key} since {iso_z(args.since)}"
-            if not sorties:
-                print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
-        tracks = [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")]
-    finally:
-        store.close()
-    data = render_map(tracks, app.area, app.projector, fmt, subject=subject)
-    try:
-        _write_atomic(args.output, data)
-    except OSError as exc:
-        print(f"ingest: error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    points = sum(len(rows) for _, rows in tracks)
-    print(f"{args.output}: {fmt}, {len(sorties)} sorties, {points} sightings")
-    return 0
+    selected = _tracks(args)
+    if isinstance(selected, int):
+        return selected
+    app, tracks, subject = selected
+    return _write_output(args.output, render_map(tracks, app.area, app.projector, fmt, subject=subject), fmt, tracks)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
