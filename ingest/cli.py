@@ -36,7 +36,7 @@ from ingest.pipeline import FeedJob, Parse, Tracker, replay_file
 from ingest.scheduler import deliver_pending, run_daemon, utc_now
 from ingest.store import SIGHTING_FIELDS, Store
 from ingest.timeutil import iso_z, parse_when
-from ingest.views import SORTIE_FIELDS, feed_row, sortie_dict
+from ingest.views import SORTIE_FIELDS, feed_row, feeds_table, sightings_table, sortie_dict, sorties_table
 from ingest.watchlist import normalise_registration
 
 log = logging.getLogger("ingest")
@@ -355,39 +355,7 @@ def _print_sightings(rows: list[dict[str, Any]], fmt: str, label: str) -> None:
     elif not rows:
         print(f"no sightings of {label} in that period", file=sys.stderr)
     else:
-        print(_grid(rows, _TABLE, _cell))
-
-
-_TABLE = (
-    ("time", "time", 20), ("hex", "hex", 6), ("registration", "reg", 10), ("type", "type", 4),
-    ("callsign", "callsign", 8), ("lat", "lat", 9), ("lon", "lon", 10), ("alt_baro_ft", "alt_ft", 6),
-    ("gs_kt", "gs_kt", 5), ("track_deg", "track", 5), ("squawk", "sqk", 4), ("source_type", "source", 9),
-    ("feed", "feed", 8),
-)  # fmt: skip
-
-
-def _cell(row: dict[str, Any], key: str) -> str:
-    value = row[key]
-    if key == "alt_baro_ft" and value is None and row["on_ground"]:
-        return "ground"
-    if value is None:
-        return "-"
-    if key in ("lat", "lon"):
-        return f"{value:.5f}"
-    if key in ("gs_kt", "track_deg"):
-        return f"{value:.0f}"
-    return str(value)
-
-
-def _grid(
-    rows: list[dict[str, Any]], columns: Sequence[tuple[str, str, int]], cell: Callable[[dict[str, Any], str], str]
-) -> str:
-    """A plain-text table: one header line, one line per row, columns padded to their widest cell."""
-    cells = [[cell(r, key) for key, _, _ in columns] for r in rows]
-    widths = [max([w, len(title)] + [len(c[i]) for c in cells]) for i, (_, title, w) in enumerate(columns)]
-    lines = ["  ".join(title.ljust(widths[i]) for i, (_, title, _) in enumerate(columns)).rstrip()]
-    lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
-    return "\n".join(lines)
+        print(sightings_table(rows))
 
 
 def _deliver_alerts(settings: Settings, store: Store) -> None:
@@ -439,25 +407,7 @@ def _print_sorties(rows: list[dict[str, Any]], fmt: str) -> None:
     elif not rows:
         print("no sorties in that period", file=sys.stderr)
     else:
-        print(_grid(rows, _SORTIE_TABLE, _sortie_cell))
-
-
-_SORTIE_TABLE = (
-    ("sortie_id", "sortie", 22), ("registration", "reg", 8), ("type", "type", 4), ("callsigns", "callsigns", 9),
-    ("start", "start", 20), ("end", "end", 20), ("end_reason", "reason", 11), ("duration_s", "duration", 8),
-    ("max_alt_baro_ft", "max_ft", 6), ("sightings", "seen", 4),
-)  # fmt: skip
-
-
-def _sortie_cell(row: dict[str, Any], key: str) -> str:
-    value = row[key]
-    if key == "callsigns":
-        return ",".join(value) or "-"
-    if key == "duration_s":
-        return f"{value // 3600}h{value % 3600 // 60:02d}m"
-    if key == "end" and value is None:
-        return "(open)"
-    return "-" if value is None else str(value)
+        print(sorties_table(rows))
 
 
 Tracks = list[tuple[Sortie, list[dict[str, Any]]]]
@@ -597,15 +547,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
-        print(_grid(rows, _FEED_TABLE, lambda row, key: "-" if row[key] is None else str(row[key])))
+        print(feeds_table(rows))
     return 0
-
-
-_FEED_TABLE = (
-    ("feed", "feed", 8), ("kind", "kind", 9), ("state", "state", 8), ("last_success", "last success", 20),
-    ("last_error", "last error", 20), ("failures", "fails", 5), ("polls_1h", "polls/1h", 8),
-    ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11), ("kept_1h", "kept/1h", 7), ("error", "error", 5),
-)  # fmt: skip
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

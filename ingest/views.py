@@ -1,7 +1,9 @@
-"""The JSON shapes that the CLI (`--format json`) and the HTTP API share, built from records; pure."""
+"""How records are shown: the JSON shapes that the CLI (`--format json`) and the HTTP API share, and the
+CLI's plain-text tables. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest.config import FeedSettings
@@ -38,3 +40,79 @@ def feed_row(fs: FeedSettings, h: dict[str, Any]) -> dict[str, Any]:
         "polls_1h": h.get("polls", 0), "failed_1h": h.get("failed", 0), "requests_1h": h.get("requests", 0),
         "aircraft_1h": h.get("aircraft", 0), "kept_1h": h.get("kept", 0),
     }  # fmt: skip
+
+
+# -- plain-text tables (`--format table`) --------------------------------------------------------------
+
+Cell = Callable[[dict[str, Any], str], str]
+
+
+_TABLE = (
+    ("time", "time", 20), ("hex", "hex", 6), ("registration", "reg", 10), ("type", "type", 4),
+    ("callsign", "callsign", 8), ("lat", "lat", 9), ("lon", "lon", 10), ("alt_baro_ft", "alt_ft", 6),
+    ("gs_kt", "gs_kt", 5), ("track_deg", "track", 5), ("squawk", "sqk", 4), ("source_type", "source", 9),
+    ("feed", "feed", 8),
+)  # fmt: skip
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    value = row[key]
+    if key == "alt_baro_ft" and value is None and row["on_ground"]:
+        return "ground"
+    if value is None:
+        return "-"
+    if key in ("lat", "lon"):
+        return f"{value:.5f}"
+    if key in ("gs_kt", "track_deg"):
+        return f"{value:.0f}"
+    return str(value)
+
+
+def grid(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str, int]], cell: Cell) -> str:
+    """A plain-text table: one header line, one line per row, columns padded to their widest cell."""
+    cells = [[cell(r, key) for key, _, _ in columns] for r in rows]
+    widths = [max([w, len(title)] + [len(c[i]) for c in cells]) for i, (_, title, w) in enumerate(columns)]
+    lines = ["  ".join(title.ljust(widths[i]) for i, (_, title, _) in enumerate(columns)).rstrip()]
+    lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+_SORTIE_TABLE = (
+    ("sortie_id", "sortie", 22), ("registration", "reg", 8), ("type", "type", 4), ("callsigns", "callsigns", 9),
+    ("start", "start", 20), ("end", "end", 20), ("end_reason", "reason", 11), ("duration_s", "duration", 8),
+    ("max_alt_baro_ft", "max_ft", 6), ("sightings", "seen", 4),
+)  # fmt: skip
+
+
+def _sortie_cell(row: dict[str, Any], key: str) -> str:
+    value = row[key]
+    if key == "callsigns":
+        return ",".join(value) or "-"
+    if key == "duration_s":
+        return f"{value // 3600}h{value % 3600 // 60:02d}m"
+    if key == "end" and value is None:
+        return "(open)"
+    return "-" if value is None else str(value)
+
+
+_FEED_TABLE = (
+    ("feed", "feed", 8), ("kind", "kind", 9), ("state", "state", 8), ("last_success", "last success", 20),
+    ("last_error", "last error", 20), ("failures", "fails", 5), ("polls_1h", "polls/1h", 8),
+    ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11), ("kept_1h", "kept/1h", 7), ("error", "error", 5),
+)  # fmt: skip
+
+
+def _plain(row: dict[str, Any], key: str) -> str:
+    return "-" if row[key] is None else str(row[key])
+
+
+def sightings_table(rows: list[dict[str, Any]]) -> str:
+    return grid(rows, _TABLE, _cell)
+
+
+def sorties_table(rows: list[dict[str, Any]]) -> str:
+    return grid(rows, _SORTIE_TABLE, _sortie_cell)
+
+
+def feeds_table(rows: list[dict[str, Any]]) -> str:
+    return grid(rows, _FEED_TABLE, _plain)
