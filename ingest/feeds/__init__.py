@@ -16,7 +16,7 @@ from ingest.feeds.base import FeedContext, FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.local import AircraftJsonFeed
 from ingest.feeds.opensky import OpenSkyFeed, check_opensky
 from ingest.feeds.readsb import FeedSettingError, ReadsbV2Feed
-from ingest.feeds.sbs import SbsFeed
+from ingest.feeds.sbs_stream import SbsFeed
 from ingest.geo import Area
 from ingest.watchlist import Watchlist
 

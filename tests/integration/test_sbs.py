@@ -23,7 +23,7 @@ from ingest.config import FeedSettings, load
 from ingest.errors import ConfigError, FeedUnavailable
 from ingest.feeds import StreamFeed, build_feeds
 from ingest.feeds.base import FeedContext
-from ingest.feeds.sbs import SbsFeed
+from ingest.feeds.sbs_stream import SbsFeed
 from ingest.geo import Area
 from ingest.models import Observation, ParseResult, Rejected
 from ingest.watchlist import WatchEntry, Watchlist
