@@ -39,11 +39,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ingest import __version__
 from ingest.config import Settings
 from ingest.errors import ConfigError, IngestError, StoreError, WatchlistError
 from ingest.export import geojson, sortie_id
 from ingest.models import Sortie
+from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_document
 from ingest.store import Store
 from ingest.timeutil import iso_z, parse_when
 from ingest.views import feed_row, sortie_dict
@@ -54,9 +54,6 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # as the [http] section; tar1090 / dump1090-fa may hold it on a receiver: set http.port
 DEFAULT_STALE_AFTER_S = 300.0
-SIGHTINGS_LIMIT = 1000  # default page size
-SORTIES_LIMIT = 100  # as `ingest sorties`
-MAX_LIMIT = 10_000
 FEED_HEALTH_WINDOW = timedelta(hours=1)  # as `ingest feeds`
 STATIC = Path(__file__).parent / "static"  # the web page at `/`: index.html, its script and style sheet
 # The page loads nothing but its own script, style sheet and API: no inline script, no other origin.
@@ -496,187 +493,3 @@ def serve(
                 raise ApiError(f"http api: the server on {server.url} stopped")
     finally:
         server.stop()
-
-
-# -- OpenAPI -------------------------------------------------------------------------------------------
-
-
-def _param(name: str, where: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required or where == "path", "description": description,
-            "schema": schema}  # fmt: skip
-
-
-def _json(description: str, ref: str, media: str = "application/json") -> dict[str, Any]:
-    return {"description": description, "content": {media: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
-
-
-_WHEN = {"type": "string", "examples": ["2026-11-21T00:00:00Z", "24h", "7d"]}
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_STR_OR_NULL = {"type": ["string", "null"]}
-_NUM_OR_NULL = {"type": ["number", "null"]}
-_BAD = _json("A bad parameter", "Error")
-_NOT_FOUND = _json("Unknown tail or sortie", "Error")
-_UNAVAILABLE = _json("The database cannot be opened", "Error")
-_CURSOR_PARAM = _param("cursor", "query", "The `next` value of the previous page (same other parameters)",
-                       {"type": "string"})  # fmt: skip
-
-
-def _limit_param(default: int) -> dict[str, Any]:
-    return _param("limit", "query", f"Page size (default {default})",
-                  {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default})  # fmt: skip
-
-
-def _page(item: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "next"],
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
-            "next": {"type": ["string", "null"], "description": "cursor of the next page; null on the last"},
-        },
-    }
-
-
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of every endpoint."""
-    tail = _param("tail", "path", "Registration (any case, e.g. 62-4125) or ICAO hex (e.g. ae01d2)",
-                  {"type": "string"})  # fmt: skip
-    sortie_param = _param("sortie_id", "path", "<hex>-<start %Y%m%dT%H%M%SZ>, e.g. ae01d2-20261120T225558Z",
-                       {"type": "string"})  # fmt: skip
-    since = _param("since", "query", "ISO 8601 (naive is UTC) or a duration before now: 90m, 24h, 7d", _WHEN)
-    sighting = _object({
-        "hex": {"type": "string"}, "registration": _STR_OR_NULL, "type": _STR_OR_NULL, "callsign": _STR_OR_NULL,
-        "time": _TIME, "lat": {"type": "number"}, "lon": {"type": "number"}, "x_m": {"type": "number"},
-        "y_m": {"type": "number"}, "alt_baro_ft": _INT_OR_NULL, "on_ground": {"type": "boolean"},
-        "alt_geom_ft": _INT_OR_NULL, "gs_kt": _NUM_OR_NULL, "track_deg": _NUM_OR_NULL, "squawk": _STR_OR_NULL,
-        "source_type": {"type": "string"}, "feed": {"type": "string"},
-    })  # fmt: skip
-    sortie = _object({
-        "sortie_id": {"type": "string"}, "hex": {"type": "string"}, "registration": _STR_OR_NULL,
-        "type": _STR_OR_NULL, "callsigns": {"type": "array", "items": {"type": "string"}}, "start": _TIME,
-        "end": {**_TIME_OR_NULL, "description": "null while the sortie is open"},
-        "end_reason": {"type": ["string", "null"], "enum": ["landed", "left_area", "signal_lost", None]},
-        "duration_s": {"type": "integer"}, "max_alt_baro_ft": _INT_OR_NULL, "sightings": {"type": "integer"},
-        "previous_sortie_end": _TIME_OR_NULL, "last_seen": _TIME,
-    })  # fmt: skip
-    feed = _object({
-        "feed": {"type": "string"}, "kind": {"type": "string"},
-        "state": {"type": "string", "enum": ["disabled", "never polled", "ok", "degraded", "parked"]},
-        "last_poll": _TIME_OR_NULL, "last_success": _TIME_OR_NULL, "last_error": _TIME_OR_NULL,
-        "error": _STR_OR_NULL, "failures": {"type": "integer"}, "next_try": _TIME_OR_NULL,
-        "polls_1h": {"type": "integer"}, "failed_1h": {"type": "integer"}, "requests_1h": {"type": "integer"},
-        "aircraft_1h": {"type": "integer"}, "kept_1h": {"type": "integer"},
-    })  # fmt: skip
-    health = {
-        "type": "object",
-        "required": ["status", "stale_after_s"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "unavailable"]},
-            "reason": {"type": "string", "description": "why it is unavailable"},
-            "last_success": _TIME_OR_NULL, "age_s": _NUM_OR_NULL, "stale_after_s": {"type": "number"},
-            "feeds": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    }  # fmt: skip
-    track = {
-        "type": "object",
-        "description": "RFC 7946 FeatureCollection (as `ingest export --format geojson`): the sortie as a "
-        "LineString Feature of [lon, lat, alt_m] positions (geometry null below two sightings), then a Point "
-        "Feature per sighting; alt_m is the barometric altitude in metres, 0 on the ground",
-        "required": ["type", "features"],
-        "properties": {
-            "type": {"const": "FeatureCollection"},
-            "features": {"type": "array", "items": {
-                "type": "object",
-                "required": ["type", "geometry", "properties"],
-                "properties": {
-                    "type": {"const": "Feature"},
-                    "id": {"type": "string", "description": "the sortie id, on the sortie's Feature"},
-                    "geometry": {"type": ["object", "null"]},
-                    "properties": {"type": "object", "required": ["kind", "sortie_id"], "properties": {
-                        "kind": {"enum": ["sortie", "sighting"]}, "sortie_id": {"type": "string"},
-                    }},
-                },
-            }},
-        },
-    }  # fmt: skip
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "ingest",
-            "version": __version__,
-            "description": "Read-only access to the sightings, sorties and feed health stored by ingest. "
-            "Lists are paged oldest first: pass `next` back as `cursor` with the same other parameters.",
-        },
-        "paths": {
-            "/api/sightings/{tail}": {"get": {
-                "summary": "Sightings of one aircraft, oldest first (as `ingest sightings --format json`)",
-                "operationId": "sightings",
-                "parameters": [
-                    tail, since, _param("until", "query", "ISO 8601 or a duration before now", _WHEN),
-                    _limit_param(SIGHTINGS_LIMIT), _CURSOR_PARAM,
-                ],
-                "responses": {"200": _json("A page of sightings", "SightingPage"), "400": _BAD,
-                              "404": _NOT_FOUND, "503": _UNAVAILABLE},
-            }},
-            "/api/sorties": {"get": {
-                "summary": "Sorties, oldest first (as `ingest sorties --format json`)",
-                "operationId": "sorties",
-                "parameters": [
-                    _param("tail", "query", "Only this aircraft: registration or ICAO hex", {"type": "string"}),
-                    _param("since", "query", "Sorties that started since: ISO 8601 or a duration", _WHEN),
-                    _param("open", "query", "Only sorties still in progress", {"type": "boolean", "default": False}),
-                    _limit_param(SORTIES_LIMIT), _CURSOR_PARAM,
-                ],
-                "responses": {"200": _json("A page of sorties", "SortiePage"), "400": _BAD, "404": _NOT_FOUND,
-                              "503": _UNAVAILABLE},
-            }},
-            "/api/sorties/{sortie_id}": {"get": {
-                "summary": "One sortie", "operationId": "sortie", "parameters": [sortie_param],
-                "responses": {"200": _json("The sortie", "Sortie"), "404": _NOT_FOUND, "503": _UNAVAILABLE},
-            }},
-            "/api/sorties/{sortie_id}/track.geojson": {"get": {
-                "summary": "A sortie's track as GeoJSON", "operationId": "sortieTrack", "parameters": [sortie_param],
-                "responses": {"200": _json("The track", "TrackGeoJSON", "application/geo+json"), "404": _NOT_FOUND,
-                              "503": _UNAVAILABLE},
-            }},
-            "/api/feeds": {"get": {
-                "summary": "Each configured feed's health (as `ingest feeds --format json`)", "operationId": "feeds",
-                "responses": {"200": {"description": "The feeds", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["items"],
-                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Feed"}}},
-                }}}}, "503": _UNAVAILABLE},
-            }},
-            "/healthz": {"get": {
-                "summary": "200 while some enabled feed succeeded within stale_after_s; 503 with a reason otherwise",
-                "operationId": "health",
-                "responses": {"200": _json("Polling works", "Health"), "503": _json("Polling is stale", "Health")},
-            }},
-            "/openapi.json": {"get": {
-                "summary": "This document", "operationId": "openapi",
-                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
-            }},
-            "/": {"get": {
-                "summary": "The web page: the latest sorties, the selected one's track and sightings (reads this API)",
-                "operationId": "page",
-                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
-            }},
-        },
-        "components": {
-            "schemas": {
-                "Error": _object({"error": {"type": "string"}}),
-                "Sighting": sighting,
-                "SightingPage": _page("Sighting"),
-                "Sortie": sortie,
-                "SortiePage": _page("Sortie"),
-                "Feed": feed,
-                "Health": health,
-                "TrackGeoJSON": track,
-            },
-        },
-    }  # fmt: skip
