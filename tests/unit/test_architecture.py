@@ -26,7 +26,7 @@ OWNERS = {
 }
 PURE = {
     "errors.py", "models.py", "timeutil.py", "watchlist.py", "geo.py", "sorties.py", "alerts/messages.py",
-    "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py", "feeds/sbs.py",
+    "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py", "feeds/sbs.py", "openapi.py",
 }  # fmt: skip
 
 
