@@ -84,6 +84,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
+def _add_sortie_choice(p: argparse.ArgumentParser) -> None:
+    """`export` and `map` take a sortie id, or a TAIL with --since."""
+    p.add_argument(
+        "target", metavar="SORTIE_ID|TAIL",
+        help="a sortie id (ae01d2-20261120T225558Z), or a registration or ICAO hex with --since",
+    )  # fmt: skip
+    p.add_argument("--since", type=_when, metavar="WHEN",
+                   help="with TAIL: its sorties that started since: ISO 8601 or a duration (24h, 7d)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest",
@@ -131,22 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     p = command("export", "Write sorties with their sightings as GeoJSON, KML, CSV or GPX.", cmd_export)
-    p.add_argument(
-        "target", metavar="SORTIE_ID|TAIL",
-        help="a sortie id (ae01d2-20261120T225558Z), or a registration or ICAO hex with --since",
-    )  # fmt: skip
-    p.add_argument("--since", type=_when, metavar="WHEN",
-                   help="with TAIL: its sorties that started since: ISO 8601 or a duration (24h, 7d)")  # fmt: skip
+    _add_sortie_choice(p)
     p.add_argument("--format", choices=FORMATS, default="geojson",
                    help="geojson (default), kml, csv or gpx; altitudes in metres, 0 on the ground")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write FILE (atomically) instead of stdout")
     p = command("map", "Draw sorties over the coastline, coloured by altitude, as a PNG or SVG picture.", cmd_map)
-    p.add_argument(
-        "target", metavar="SORTIE_ID|TAIL",
-        help="a sortie id (ae01d2-20261120T225558Z), or a registration or ICAO hex with --since",
-    )  # fmt: skip
-    p.add_argument("--since", type=_when, metavar="WHEN",
-                   help="with TAIL: its sorties that started since: ISO 8601 or a duration (24h, 7d)")  # fmt: skip
+    _add_sortie_choice(p)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                    help="the picture, written atomically: FILE.png (1600x1200) or FILE.svg")  # fmt: skip
     p = command("record", "Save a feed's raw responses as received, for fixtures and replays.", cmd_record)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,19 @@ def envelope(records: Iterable[dict[str, Any]], now: datetime = T0, jv2: bool = 
     else:
         doc = {"now": round(now.timestamp(), 3), "messages": 123456, "aircraft": ac}
     return json.dumps(doc).encode()
+
+
+def two_sorties_recording(tmp_path: Path) -> Path:
+    """A replay file in which 62-4134 (ae01ce) flies, lands, takes off again and lands: two sorties."""
+    alts: list[int | str] = [20000, 21000, "ground", 3000, 4000, 5000, "ground"]
+    lines = [
+        envelope([aircraft("ae01ce", 37.0 + 0.05 * i, 124.8 + 0.1 * i, alt=alt, flight="SNOOP01")],
+                 now=T0 + timedelta(minutes=i))
+        for i, alt in enumerate(alts)
+    ]  # fmt: skip
+    recording = tmp_path / "two.ndjson"
+    recording.write_bytes(b"\n".join(lines) + b"\n")
+    return recording
 
 
 def toml_value(value: Any) -> str:

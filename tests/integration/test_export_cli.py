@@ -7,7 +7,6 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from ingest.cli import main
 from ingest.store import Store
-from tests.conftest import SMALL_WATCHLIST, T0, ConfigWriter, aircraft, envelope, render_config
+from tests.conftest import SMALL_WATCHLIST, ConfigWriter, render_config, two_sorties_recording
 from tests.unit.test_export import validate_geojson
 
 pytestmark = pytest.mark.integration
@@ -156,15 +155,7 @@ def test_tail_since_selects_sorties(
 
 
 def test_tail_with_two_sorties(write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 62-4134 (ae01ce): airborne, lands, takes off again, lands: two sorties.
-    alts: list[int | str] = [20000, 21000, "ground", 3000, 4000, 5000, "ground"]
-    lines = [
-        envelope([aircraft("ae01ce", 37.0 + 0.01 * i, 124.8 + 0.01 * i, alt=alt, flight="SNOOP01")],
-                 now=T0 + timedelta(minutes=i))
-        for i, alt in enumerate(alts)
-    ]  # fmt: skip
-    recording = tmp_path / "two.ndjson"
-    recording.write_bytes(b"\n".join(lines) + b"\n")
+    recording = two_sorties_recording(tmp_path)
     config = write_config([])
     assert main(["replay", "--config", str(config), str(recording)]) == 0
     code, out, _ = run(capsys, "export", "62-4134", "--since", "2026-11-01", "--config", str(config), "--format", "gpx")

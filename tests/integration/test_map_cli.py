@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +15,7 @@ from PIL import Image
 
 from ingest import mapping
 from ingest.cli import main
-from tests.conftest import SMALL_WATCHLIST, T0, ConfigWriter, aircraft, envelope, render_config
+from tests.conftest import SMALL_WATCHLIST, ConfigWriter, render_config, two_sorties_recording
 
 pytestmark = pytest.mark.integration
 
@@ -98,15 +97,7 @@ def test_tail_since(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_tail_with_two_sorties(write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 62-4134 (ae01ce): airborne, lands, takes off again, lands: two sorties.
-    alts: list[int | str] = [20000, 21000, "ground", 3000, 4000, 5000, "ground"]
-    lines = [
-        envelope([aircraft("ae01ce", 37.0 + 0.05 * i, 124.8 + 0.1 * i, alt=alt, flight="SNOOP01")],
-                 now=T0 + timedelta(minutes=i))
-        for i, alt in enumerate(alts)
-    ]  # fmt: skip
-    recording = tmp_path / "two.ndjson"
-    recording.write_bytes(b"\n".join(lines) + b"\n")
+    recording = two_sorties_recording(tmp_path)
     config = write_config([])
     assert main(["replay", "--config", str(config), str(recording)]) == 0
     target = tmp_path / "two.svg"
