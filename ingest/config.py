@@ -109,6 +109,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
     "sorties": (
         Key("gap_s", "float", 1800.0, "silence that ends a sortie", _positive),
         Key("check_interval_s", "float", 30.0, "how often open sorties are checked for their end", _positive),
+        Key(
+            "max_blind_s",
+            "float",
+            10800.0,
+            "blind this long (no feed covering it), a sortie ends no_coverage",
+            _positive,
+        ),
     ),
     "mqtt": (
         Key("enabled", "bool", False, "publish sortie alerts over MQTT"),
@@ -198,6 +205,7 @@ class WatchlistSettings:
 class SortiesSettings:
     gap_s: float
     check_interval_s: float
+    max_blind_s: float
 
 
 @dataclass(frozen=True, slots=True)

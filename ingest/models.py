@@ -32,6 +32,7 @@ class Observation:
     messages: int | None
     feed: str
     age_s: float = 0.0  # how old the position was at the feed's `now` (readsb `seen_pos`)
+    emergency: str | None = None  # readsb `emergency` (none, general, lifeguard, minfuel, nordo, unlawful, ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ingest.alerts.messages import alert
 from ingest.config import Settings
+from ingest.detect.sorties import SortieDetector, Update
 from ingest.errors import FeedError, FeedFormatError, FeedUnavailable, ReplayError
 from ingest.feeds.base import FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.policy import Pacing
@@ -30,7 +31,6 @@ from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.transport import Response
 from ingest.geo import Area, Projector
 from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting, SortieEvent
-from ingest.sorties import SortieDetector, Update
 from ingest.store import Store, Tracking
 from ingest.timeutil import iso_z
 from ingest.watchlist import Watchlist, normalise_registration

@@ -1,4 +1,4 @@
-"""`ingest.sorties`: when a sortie starts and ends, what it records, junk it ignores, and restarts.
+"""`ingest.detect.sorties`: when a sortie starts and ends, what it records, junk it ignores, and restarts.
 
 Times are seconds after a fixed T0; `gap_s` is the default 1800 s. Nothing sleeps or reads the clock.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from ingest.detect.sorties import FRESH_POSITION_S, SortieDetector, Update, sortie_id
 from ingest.models import Fix, Report, Sortie, SortieEvent
-from ingest.sorties import FRESH_POSITION_S, SortieDetector, Update, sortie_id
 from tests.conftest import INSIDE, OUTSIDE, T0, observation
 
 GAP_S = 1800.0
