@@ -32,10 +32,11 @@ from ingest.export import FORMATS, render, sortie_id
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.models import Sortie
-from ingest.pipeline import FeedJob, Parse, Tracker, replay_file
+from ingest.pipeline import FeedJob, Parse, replay_file
 from ingest.scheduler import deliver_pending, run_daemon, utc_now
 from ingest.store import SIGHTING_FIELDS, Store
 from ingest.timeutil import iso_z, parse_when
+from ingest.tracker import Tracker
 from ingest.views import SORTIE_FIELDS, feed_row, feeds_table, sightings_table, sortie_dict, sorties_table
 from ingest.watchlist import normalise_registration
 
@@ -246,7 +247,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     failed = 0
     try:
         store.sync_watchlist(app.watchlist)
-        tracker = Tracker(app.settings, store)
+        tracker = Tracker(app.settings, store, watchlist=app.watchlist)
         for feed in app.feeds:
             fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
             if isinstance(feed, StreamFeed):  # listen for one interval, then take what came
@@ -290,7 +291,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     errors = 0
     try:
         store.sync_watchlist(app.watchlist)
-        tracker = Tracker(app.settings, store)
+        tracker = Tracker(app.settings, store, watchlist=app.watchlist)
         for path in args.files:
             errors += _replay_one(app, store, tracker, path, feed_name, parse)
         _deliver_alerts(app.settings, store)

@@ -121,6 +121,14 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """A named place, such as the airport a sortie took off from: its ICAO code (or OurAirports ident)."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Sortie:
     """A period of airborne presence of one watched aircraft inside the area (a snapshot)."""
 
@@ -136,7 +144,9 @@ class Sortie:
     max_alt_baro_ft: int | None
     sightings: int  # airborne sightings inside the area
     previous_sortie_end: datetime | None  # when this aircraft's previous sortie ended
-    end_reason: str | None = None  # None while open; "landed", "left_area" or "signal_lost"
+    end_reason: str | None = None  # None while open; "landed", "left_area", "signal_lost" or "no_coverage"
+    took_off_from: Place | None = None  # the airport within 5 km of the takeoff, when it started so
+    landed_at: Place | None = None  # the airport within 5 km of the landing, when it ended so
 
     @property
     def is_open(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ingest import __version__
+from ingest.detect.sorties import END_REASONS
 
 SIGHTINGS_LIMIT = 1000  # default page size
 SORTIES_LIMIT = 100  # as `ingest sorties`
@@ -66,12 +67,13 @@ def openapi_document() -> dict[str, Any]:
         "y_m": {"type": "number"}, "alt_baro_ft": _INT_OR_NULL, "on_ground": {"type": "boolean"},
         "alt_geom_ft": _INT_OR_NULL, "gs_kt": _NUM_OR_NULL, "track_deg": _NUM_OR_NULL, "squawk": _STR_OR_NULL,
         "source_type": {"type": "string"}, "feed": {"type": "string"},
+        "emergency": {**_STR_OR_NULL, "description": "readsb's emergency field (none, general, lifeguard, ...)"},
     })  # fmt: skip
     sortie = _object({
         "sortie_id": {"type": "string"}, "hex": {"type": "string"}, "registration": _STR_OR_NULL,
         "type": _STR_OR_NULL, "callsigns": {"type": "array", "items": {"type": "string"}}, "start": _TIME,
         "end": {**_TIME_OR_NULL, "description": "null while the sortie is open"},
-        "end_reason": {"type": ["string", "null"], "enum": ["landed", "left_area", "signal_lost", None]},
+        "end_reason": {"type": ["string", "null"], "enum": [*END_REASONS, None]},
         "duration_s": {"type": "integer"}, "max_alt_baro_ft": _INT_OR_NULL, "sightings": {"type": "integer"},
         "previous_sortie_end": _TIME_OR_NULL, "last_seen": _TIME,
     })  # fmt: skip

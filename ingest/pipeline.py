@@ -21,18 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.alerts.messages import alert
-from ingest.config import Settings
-from ingest.detect.sorties import SortieDetector, Update
 from ingest.errors import FeedError, FeedFormatError, FeedUnavailable, ReplayError
 from ingest.feeds.base import FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.transport import Response
 from ingest.geo import Area, Projector
-from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting, SortieEvent
-from ingest.store import Store, Tracking
-from ingest.timeutil import iso_z
+from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting
 from ingest.watchlist import Watchlist, normalise_registration
 
 log = logging.getLogger(__name__)
@@ -124,6 +119,12 @@ class PollOutcome:
     health: FeedHealth | None = None  # the feed's state after this poll (FeedJob fills it in)
 
 
+# A position timed more than this ahead of our clock is refused (counted as a malformed record): one answer
+# from a feed whose clock jumped an hour ahead would otherwise mark every later, correct position of that
+# aircraft as already processed, and hold its sortie open with a last fix in the future.
+MAX_AHEAD_S = 30.0
+
+
 @dataclass(slots=True)
 class _Tally:
     aircraft: int = 0
@@ -132,10 +133,29 @@ class _Tally:
     requests: int = 0
     status: int | None = None
 
-    def add(self, parsed: ParseResult) -> None:
+    def add(self, parsed: ParseResult, received_at: datetime) -> None:
         self.aircraft += parsed.aircraft
-        self.observations.extend(parsed.observations)
+        kept, ahead = refuse_future(parsed.observations, received_at)
+        self.observations.extend(kept)
         self.rejected.extend(parsed.rejected)
+        self.rejected.extend(ahead)
+
+
+def refuse_future(
+    observations: Sequence[Observation], received_at: datetime
+) -> tuple[list[Observation], list[Rejected]]:
+    """The observations timed at most MAX_AHEAD_S after `received_at`, and the others as Rejected."""
+    limit = received_at + timedelta(seconds=MAX_AHEAD_S)
+    kept: list[Observation] = []
+    refused: list[Rejected] = []
+    for obs in observations:
+        if obs.position_at <= limit:
+            kept.append(obs)
+        else:
+            ahead_s = (obs.position_at - received_at).total_seconds()
+            reason = f"position time {ahead_s:.0f} s ahead of our clock (is the feed's clock, or ours, wrong?)"
+            refused.append(Rejected(reason, f"{obs.hex_icao} at {obs.position_at.isoformat()}", "position_time"))
+    return kept, refused
 
 
 def poll_feed(
@@ -149,6 +169,10 @@ def poll_feed(
         failure = _take(feed, tally, started_at)
     else:
         failure = _fetch_all(feed, fetch, tally, clock, sleep)
+    if failure is None and tally.aircraft and len(tally.rejected) >= tally.aircraft:
+        # Every record of every answer was refused: the feed answered, but nothing it said was usable.
+        first = tally.rejected[0].reason
+        failure = FeedFormatError(feed.name, "", f"all {tally.aircraft} records malformed (first: {first})")
     max_age_s = feed.settings.max_age_s
     selection = selector.select(tally.observations, started_at - timedelta(seconds=max_age_s) if max_age_s else None)
     record = PollRecord(
@@ -168,26 +192,30 @@ def poll_feed(
 
 
 def _fetch_all(feed: FeedSource, fetch: Fetch, tally: _Tally, clock: Clock, sleep: Sleep) -> FeedError | None:
+    """Every request of the tick. A refused request (FeedUnavailable: a 429, a timeout) ends the tick; an
+    unreadable answer does not keep the other answers from being used. Either fails the poll. A stop
+    request ends the tick between two requests (a big watchlist makes many)."""
+    failure: FeedError | None = None
     for i, req in enumerate(feed.requests()):
-        # Keep to the host's published rate (feeds/hosts.py); a stop request ends the poll here.
-        if i and feed.min_request_spacing_s and sleep(feed.min_request_spacing_s):
-            break
+        # Keep to the host's published rate (feeds/hosts.py); sleep(0) still tells whether we must stop.
+        if i and sleep(feed.min_request_spacing_s):
+            return FeedUnavailable(feed.name, req.safe_url, "stopped before the tick's last request")
         tally.requests += 1
         try:
             response = fetch(req)
             tally.status = response.status
-            tally.add(feed.parse(response.body, received_at=clock(), source=req.safe_url))
+            tally.add(feed.parse(response.body, received_at=clock(), source=req.safe_url), clock())
         except FeedUnavailable as exc:
             tally.status = exc.status
             return exc
         except FeedFormatError as exc:
-            return exc
-    return None
+            failure = failure or exc
+    return failure
 
 
 def _take(feed: StreamFeed, tally: _Tally, now: datetime) -> FeedError | None:
     try:
-        tally.add(feed.take(now))
+        tally.add(feed.take(now), now)
     except FeedUnavailable as exc:
         return exc
     return None
@@ -231,6 +259,8 @@ class FeedJob:
         status = getattr(exc, "status", None)
         retry_after = exc.retry_after_s if isinstance(exc, FeedUnavailable) else None
         wait_s = self.pacing.on_failure(self.clock(), exc.reason, status, retry_after)
+        if self.sleep(0):
+            return  # cut short because the daemon is stopping: not the feed's fault, nothing to report
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs its own outages, once each
         if self.pacing.new_episode:
@@ -292,107 +322,21 @@ def replay_file(
                     body, feed=feed_name, received_at=started_at, source=source, wanted=selector.watchlist.wants,
                     keep_military=selector.include_military,
                 )  # fmt: skip
+            if parsed.feed_now > started_at + timedelta(seconds=MAX_AHEAD_S):
+                raise FeedFormatError(
+                    feed_name, source, f"recorded at {parsed.feed_now.isoformat()}, ahead of our clock"
+                )
         except FeedFormatError as exc:
             record = PollRecord(feed_name, started_at, 0, 1, None, 0, 0, 0, 0, 0, exc.reason)
             yield PollOutcome(record, (), (), exc)
             continue
-        selection = selector.select(parsed.observations)
+        # A recording is never from the future: a line whose positions are is refused as a live poll's are.
+        kept, ahead = refuse_future(parsed.observations, started_at)
+        selection = selector.select(kept)
+        rejected = (*parsed.rejected, *ahead)
         record = PollRecord(
             feed=feed_name, started_at=parsed.feed_now, duration_ms=0, requests=1, http_status=None,
             aircraft=parsed.aircraft, matched=selection.matched, kept=len(selection.sightings), stored=0,
-            rejected=len(parsed.rejected), error=None,
+            rejected=len(rejected), error=None,
         )  # fmt: skip
-        yield PollOutcome(record, selection.sightings, parsed.rejected, None, selection.reports)
-
-
-# -- sorties ---------------------------------------------------------------------------------------
-
-
-class Tracker:
-    """The sortie detector between the pipeline and the store. Lives in the thread that owns the Store:
-    a poll's sightings, the sortie changes they cause and the alerts those raise commit together."""
-
-    def __init__(self, settings: Settings, store: Store, on_alerts: Callable[[], object] = lambda: None) -> None:
-        self.on_alerts = on_alerts  # called after alerts were committed to the outbox
-        self.gap_s = settings.sorties.gap_s
-        self.area = settings.area.name
-        self.prefix = settings.mqtt.topic_prefix
-        self.alerts = settings.mqtt.enabled  # with MQTT off nothing is queued
-        self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
-        self.reload(store)
-
-    def reload(self, store: Store) -> None:
-        """(Re)build the detector from what the store holds: after a restart, or a failed transaction."""
-        open_sorties, last_report_at, last_end_at = store.tracker_state()
-        self.detector = SortieDetector(self.gap_s, open_sorties, last_report_at, last_end_at)
-
-    def save_poll(self, store: Store, outcome: PollOutcome, now: datetime, record_poll: bool = True) -> int:
-        """Store a poll with the sortie changes it causes; returns the new sightings."""
-        update = self.detector.update(outcome.reports, now)
-        sightings = self._freshest(outcome.sightings)
-        try:
-            stored = store.save_poll(
-                outcome.record,
-                sightings,
-                record_poll=record_poll,
-                tracking=self._tracking(update),
-                health=outcome.health,
-            )
-        except Exception:
-            self.reload(store)  # the detector moved on, the database did not
-            raise
-        self._done(update)
-        return stored
-
-    def _freshest(self, sightings: Sequence[Sighting]) -> list[Sighting]:
-        """Merge across feeds, freshest wins: a feed whose position of an aircraft is older than one another
-        feed already gave is not stored (a lagging feed would zig-zag the track back in time). The same
-        position from two feeds is one sighting (the store's key), kept from the feed that gave it first."""
-        kept = []
-        for s in sightings:
-            latest = self._latest.get(s.obs.hex_icao)
-            if latest is None or s.obs.position_at >= latest:
-                self._latest[s.obs.hex_icao] = s.obs.position_at
-                kept.append(s)
-        return kept
-
-    def check(self, store: Store, now: datetime) -> tuple[SortieEvent, ...]:
-        """End the sorties whose gap has passed (the periodic check)."""
-        update = self.detector.check(now)
-        if update.changed or update.events:
-            try:
-                store.save_tracking(self._tracking(update))
-            except Exception:
-                self.reload(store)
-                raise
-        self._done(update)
-        return update.events
-
-    def _done(self, update: Update) -> None:
-        _log_events(update.events)
-        if update.events and self.alerts:
-            self.on_alerts()
-
-    def _tracking(self, update: Update) -> Tracking:
-        alerts = [alert(self.prefix, self.area, e) for e in update.events] if self.alerts else []
-        return Tracking(update.changed, update.last_report_at, alerts)
-
-
-def _log_events(events: Sequence[SortieEvent]) -> None:
-    for e in events:
-        s = e.sortie
-        tail = s.registration or s.hex_icao
-        if e.kind == "start":
-            log.info(
-                "sortie %s started: %s (%s) %s at %s",
-                s.sortie_id,
-                tail,
-                s.type_icao or "?",
-                s.first.callsign or "-",
-                iso_z(s.start_at),
-            )
-        else:
-            log.info(
-                "sortie %s ended (%s): %s, %s to %s, callsigns %s",
-                s.sortie_id, s.end_reason, tail, iso_z(s.start_at), iso_z(s.last.at), ",".join(s.callsigns) or "-",
-            )  # fmt: skip
+        yield PollOutcome(record, selection.sightings, rejected, None, selection.reports)

@@ -1,12 +1,21 @@
-"""The daemon: one APScheduler 3.x interval job per feed, one writer thread that owns the database.
+"""The daemon: one APScheduler 3.x interval job per feed, one writer thread that owns the database, and
+a sortie clock that ends sorties on time.
 
     feed jobs (thread pool, one worker per feed) ── PollOutcome ──► Writer (one thread, one Store)
+    SortieClock (its own thread) ── "check now" at the earliest sortie deadline ──┘
 
 - A job fetches and parses in its own worker, so a slow or failing feed delays nobody else; the writer
   only runs short transactions. `max_instances=1` and `coalesce=True` never let a backlog of polls pile up.
 - Every I/O in a job has a timeout (transport.py), so a job always returns (reliability-and-performance.md §3).
+- The sortie clock does not share the poll jobs' pool: it sleeps until the earliest time a sortie could
+  end (Tracker.next_deadline, in covered time), at most `[sorties] check_interval_s`, or until sorties
+  change, and asks the writer to check. An end is found within a second of its deadline however slow the
+  feeds are.
+- A failed database write (a full disk) is logged once per episode by the writer, and once when writes
+  work again; the poll's data is not stored, and its time does not count as coverage.
 - `stop` (set by SIGTERM/SIGINT in the CLI) cuts any pacing wait short; `shutdown(wait=True)` lets the
-  running polls finish, then the writer stores what they returned and closes the database.
+  running polls finish, the writer stores what they returned, a last check ends what is due by then and
+  the relay publishes it (for a few seconds) before the database is closed.
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
 from ingest.app import App
 from ingest.config import Settings
+from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
-from ingest.pipeline import Clock, FeedJob, PollOutcome, Tracker, replay_file
+from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
 from ingest.store import Store
+from ingest.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,9 @@ _FLUSH_ON_STOP_S = 3.0
 _CONNECT_WAIT_S = 5.0
 _ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
+_CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
+_CHECK_RETRY_S = 1.0  # after a failed check (the database)
+_WAL_CHECK_S = 60.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
 
 
 def utc_now() -> datetime:
@@ -59,9 +73,13 @@ class Writer(threading.Thread):
         self.clock = clock
         self.tracker: Tracker | None = None  # built in the writer thread, with the Store
         self.on_alerts: Callable[[], None] = lambda: None  # the relay's wake-up, once there is one
+        self.on_change: Callable[[], None] = lambda: None  # the sortie clock's wake-up
         self._queue: queue.Queue[tuple[Callable[[Store], Any], Future[Any]] | None] = queue.Queue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._failing_since: float | None = None  # monotonic start of a failing-writes episode
+        self._failed_writes = 0
+        self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
 
     def open(self) -> None:
         """Start the thread and wait until the database is open, migrated and seeded; re-raise failures."""
@@ -90,20 +108,68 @@ class Writer(threading.Thread):
             return
         self._ready.set()
         try:
-            while (item := self._queue.get()) is not None:
+            while (item := self._get()) is not None:
+                if item is _CHECKPOINT:
+                    self._checkpoint(store)
+                    continue
                 fn, future = item
                 if future.set_running_or_notify_cancel():
                     try:
-                        future.set_result(fn(store))
+                        result = fn(store)
+                    except StoreError as exc:
+                        self._write_failed(exc)
+                        future.set_exception(exc)
                     except Exception as exc:
                         future.set_exception(exc)
+                    else:
+                        self._write_worked()
+                        future.set_result(result)
         finally:
             store.close()
+
+    def _get(self) -> Any:
+        """The next job, or a checkpoint when one is due."""
+        wait_s = self._next_checkpoint - time.monotonic()
+        if wait_s > 0:
+            try:
+                return self._queue.get(timeout=wait_s)
+            except queue.Empty:
+                pass
+        self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
+        return _CHECKPOINT
+
+    def _checkpoint(self, store: Store) -> None:
+        try:
+            before, after = store.checkpoint()
+        except StoreError as exc:
+            self._write_failed(exc)
+            return
+        if after < before:
+            log.info("database: write-ahead log truncated from %.1f MB", before / 1e6)
+
+    def _write_failed(self, exc: StoreError) -> None:
+        """One line per episode of failing writes (a full disk): not one per poll."""
+        self._failed_writes += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error("database writes failing: %s; polls are not stored and do not count as coverage", exc)
+
+    def _write_worked(self) -> None:
+        if self._failing_since is not None:
+            log.warning(
+                "database writes work again after %d failed writes in %.0f s",
+                self._failed_writes, time.monotonic() - self._failing_since,
+            )  # fmt: skip
+            self._failing_since = None
+            self._failed_writes = 0
 
     def _seed(self, store: Store) -> None:
         settings = self.app.settings
         store.sync_watchlist(self.app.watchlist)
-        self.tracker = tracker = Tracker(settings, store, on_alerts=lambda: self.on_alerts())
+        self.tracker = tracker = Tracker(
+            settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist
+        )
+        tracker.on_change = lambda: self.on_change()
         for path in settings.replay.on_start:
             stored = responses = 0
             for outcome in replay_file(path, settings.replay.feed, self.app.selector, self.clock):
@@ -122,14 +188,56 @@ class Writer(threading.Thread):
 
         return self.submit(save)
 
-    def check_sorties(self) -> Future[int]:
-        """The periodic check: end sorties whose gap has passed."""
+    def check_sorties(self) -> Future[datetime | None]:
+        """End the sorties whose time has come; returns the next deadline (None: no open sortie)."""
 
-        def check(store: Store) -> int:
+        def check(store: Store) -> datetime | None:
             assert self.tracker is not None
-            return len(self.tracker.check(store, self.clock()))
+            now = self.clock()
+            self.tracker.check(store, now)
+            return self.tracker.next_deadline(now)
 
         return self.submit(check)
+
+
+_CHECKPOINT = object()  # the writer's own job: checkpoint the WAL
+
+
+class SortieClock(threading.Thread):
+    """Ends sorties on time: checks at the earliest deadline the tracker gives, at the latest every
+    `max_wait_s`, and at once when sorties changed. Its own thread, so slow polls never delay an end."""
+
+    def __init__(self, writer: Writer, clock: Clock, max_wait_s: float) -> None:
+        super().__init__(name="ingest-sorties", daemon=True)
+        self.writer = writer
+        self.clock = clock
+        self.max_wait_s = max_wait_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before the check: a change during it is not lost
+            try:
+                deadline = self.writer.check_sorties().result(timeout=_SAVE_TIMEOUT_S)
+            except StoreError:
+                wait_s = _CHECK_RETRY_S  # the writer logged it once for the episode
+            except Exception:
+                log.exception("sortie check failed; retrying")
+                wait_s = _CHECK_RETRY_S
+            else:
+                wait_s = self.max_wait_s
+                if deadline is not None:
+                    wait_s = min(wait_s, (deadline - self.clock()).total_seconds())
+            self._wake.wait(max(_CHECK_FLOOR_S, wait_s))
 
 
 def mqtt_options(settings: Settings) -> MqttOptions:
@@ -169,13 +277,22 @@ class AlertRelay(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
+        failing = False
         while True:
             self._wake.clear()  # before the pump: a wake-up during it is not lost
             try:
                 published = self.relay.pump()
+            except StoreError as exc:  # the outbox cannot be read or written: once per episode
+                if not failing:
+                    log.error("alert relay: %s; alerts wait in the outbox", exc)
+                failing, published = True, 0
             except Exception:
                 log.exception("alert relay failed; retrying")
                 published = 0
+            else:
+                if failing:
+                    log.warning("alert relay: the outbox works again")
+                failing = False
             if self._stop_at is not None and (time.monotonic() >= self._stop_at or (self.relay.idle and not published)):
                 return
             self._wake.wait(_RELAY_PERIOD_S)
@@ -191,7 +308,10 @@ def _tick(job: FeedJob, writer: Writer) -> None:
     outcome = job.run()
     if outcome is None:
         return
-    stored = writer.save(outcome).result(timeout=_SAVE_TIMEOUT_S)
+    try:
+        stored = writer.save(outcome).result(timeout=_SAVE_TIMEOUT_S)
+    except StoreError:
+        return  # the writer logs failing writes once per episode
     r = outcome.record
     level = logging.INFO if stored else logging.DEBUG
     log.log(
@@ -248,6 +368,24 @@ def _start_alerts(settings: Settings, writer: Writer, clock: Clock) -> tuple[Mqt
     return publisher, relay
 
 
+def _abort(fetcher: Fetcher) -> None:
+    """Cut the fetcher's request in flight (a feed that drips bytes would hold the stop for its deadline)."""
+    abort = getattr(fetcher, "abort", None)
+    if abort is not None:
+        abort()
+
+
+def _final_check(writer: Writer) -> None:
+    """After the last poll: end what is due by now, so that its alert goes out before we exit; nothing that
+    is not due (our own stop is no silence of the aircraft)."""
+    try:
+        writer.check_sorties().result(timeout=_SAVE_TIMEOUT_S)
+    except StoreError:
+        pass  # logged by the writer
+    except Exception:
+        log.exception("the last sortie check failed")
+
+
 def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     """Poll every feed on its interval until `stop` is set; returns the exit code."""
     writer = Writer(app, clock)
@@ -277,17 +415,9 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
             coalesce=True,
             misfire_grace_time=max(1, int(interval_s)),
         )
-    check_s = app.settings.sorties.check_interval_s
-    scheduler.add_job(
-        lambda: writer.check_sorties().result(timeout=_SAVE_TIMEOUT_S),
-        IntervalTrigger(seconds=check_s, timezone=UTC),
-        id="sorties",
-        name="check sorties",
-        next_run_time=clock(),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=max(1, int(check_s)),
-    )
+    sortie_clock = SortieClock(writer, clock, app.settings.sorties.check_interval_s)
+    writer.on_change = sortie_clock.wake
+    sortie_clock.start()  # its first check decides at once the sorties whose time ran out while we were down
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     log.info(
@@ -298,8 +428,12 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     try:
         stop.wait()
         log.info("stopping: finishing running polls")
+        for fetcher in fetchers:
+            _abort(fetcher)
         scheduler.shutdown(wait=True)
     finally:
+        sortie_clock.stop()
+        _final_check(writer)
         if relay is not None and publisher is not None:
             relay.stop(_FLUSH_ON_STOP_S)
             publisher.stop()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +27,9 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from ingest.detect.base import Happening
 from ingest.errors import StoreError
-from ingest.models import Alert, FeedHealth, Fix, PollRecord, Sighting, Sortie
+from ingest.models import Alert, FeedHealth, Fix, Place, PollRecord, Sighting, Sortie
 from ingest.timeutil import from_epoch, iso_z
 from ingest.watchlist import Watchlist, normalise_registration
 
@@ -170,13 +172,36 @@ def _m0003_feed_state(db: Database) -> None:
     )
 
 
+@migrations(name="0004_coverage_happenings_airports")
+def _m0004_happenings_airports(db: Database) -> None:
+    # Covered time is rebuilt from successful polls after a restart (detect/coverage.py).
+    db.execute("CREATE INDEX feed_polls_ok_time ON feed_polls(started_at) WHERE error IS NULL")
+    for column in ("took_off_code", "took_off_name", "landed_code", "landed_name"):
+        db.execute(f"ALTER TABLE sorties ADD COLUMN {column} TEXT")
+    db.execute("ALTER TABLE sightings ADD COLUMN emergency TEXT")  # readsb `emergency`, for the detectors
+    db.execute(
+        """CREATE TABLE happenings (
+            event_id TEXT PRIMARY KEY,         -- <sortie_id>/<kind>/<n>
+            sortie_id TEXT NOT NULL,
+            kind TEXT NOT NULL,                -- orbit, emergency
+            n INTEGER NOT NULL,
+            started_at REAL NOT NULL,          -- Unix seconds UTC: the episode's first point
+            detected_at REAL NOT NULL,         -- when it was recognised (the alert's time)
+            lat REAL NOT NULL,                 -- an orbit's centre; where an emergency was recognised
+            lon REAL NOT NULL,
+            details TEXT NOT NULL              -- JSON object, per kind (detect/orbits.py, detect/emergencies.py)
+        )"""
+    )
+    db.execute("CREATE INDEX happenings_sortie ON happenings(sortie_id, started_at)")
+
+
 _INSERT_SIGHTING = """INSERT OR IGNORE INTO sightings (hex, ts, registration, type, callsign, lat, lon,
     x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, track_deg, squawk, source_type, non_icao,
-    military, feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    military, feed, emergency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 SIGHTING_FIELDS = (
     "hex", "registration", "type", "callsign", "time", "lat", "lon", "x_m", "y_m", "alt_baro_ft",
-    "on_ground", "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed",
+    "on_ground", "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency",
 )  # fmt: skip
 
 
@@ -198,8 +223,13 @@ def sighting_row(s: Sighting) -> tuple[Any, ...]:
     return (
         o.hex_icao, int(o.position_at.timestamp()), s.registration, s.type_icao, o.callsign,
         o.lat_deg, o.lon_deg, s.x_m, s.y_m, o.alt_baro_ft, int(o.on_ground), o.alt_geom_ft, o.gs_kt,
-        o.track_deg, o.squawk, o.source_type, int(o.non_icao), int(o.military), o.feed,
+        o.track_deg, o.squawk, o.source_type, int(o.non_icao), int(o.military), o.feed, o.emergency,
     )  # fmt: skip
+
+
+# The WAL is truncated back to this size whenever SQLite restarts it, and a checkpoint that finds it
+# larger truncates it (reliability-and-performance.md §2.2: with readers busy it only grows otherwise).
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 class Store:
@@ -213,6 +243,7 @@ class Store:
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
             self.db = Database(conn)
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             if str(path) != ":memory:" and self.db.journal_mode != "wal":
                 self.db.enable_wal()
             migrations.apply(self.db)
@@ -222,11 +253,27 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def wal_bytes(self) -> int:
+        """The size of the write-ahead log file (0 when there is none)."""
+        try:
+            return Path(f"{self.path}-wal").stat().st_size
+        except OSError:
+            return 0
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL into the database without waiting for readers (PASSIVE); when the WAL has grown past
+        WAL_LIMIT_BYTES, wait briefly for readers and truncate it. Returns (WAL bytes before, after)."""
+        before = self.wal_bytes()
+        mode = "TRUNCATE" if before > WAL_LIMIT_BYTES else "PASSIVE"
+        with _writing("checkpoint the WAL"):
+            self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        return before, self.wal_bytes()
+
     # -- writes -------------------------------------------------------------------------------
 
     def sync_watchlist(self, watchlist: Watchlist) -> None:
         """Upsert every watched aircraft and its hexes; aircraft no longer listed are kept."""
-        with self.db.atomic():
+        with _writing("store the watchlist"), self.db.atomic():
             for entry in watchlist.entries:
                 aircraft_id = self._upsert_aircraft(
                     key=normalise_registration(entry.key),
@@ -266,7 +313,7 @@ class Store:
         """Store a poll's sightings, the sortie changes and alerts they caused, and (unless told not to)
         its feed_polls row, in one transaction; returns how many sightings were new."""
         conn = self.db.conn
-        with self.db.atomic():
+        with _writing("store a poll"), self.db.atomic():
             before = conn.total_changes
             conn.executemany(_INSERT_SIGHTING, [sighting_row(s) for s in sightings])
             stored = conn.total_changes - before
@@ -290,7 +337,7 @@ class Store:
 
     def save_tracking(self, tracking: Tracking) -> None:
         """Store sortie changes and their alerts (from the periodic check) in one transaction."""
-        with self.db.atomic():
+        with _writing("store sortie changes"), self.db.atomic():
             self._save_tracking(tracking)
 
     def _save_tracking(self, tracking: Tracking) -> None:
@@ -301,6 +348,7 @@ class Store:
             "ON CONFLICT(key) DO UPDATE SET last_report_at = max(last_report_at, excluded.last_report_at)",
             [(key, at.timestamp()) for key, at in tracking.last_report_at.items()],
         )
+        conn.executemany(_UPSERT_HAPPENING, [_happening_row(h) for h in tracking.happenings])
         now = iso_z(datetime.now(UTC))
         conn.executemany(
             "INSERT OR IGNORE INTO outbox (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?)",
@@ -389,7 +437,7 @@ class Store:
         marks = ", ".join("?" for _ in hexes)
         sql = (
             "SELECT hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, "
-            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed FROM sightings "
+            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency FROM sightings "
             f"WHERE hex IN ({marks}) AND ts BETWEEN ? AND ? ORDER BY ts DESC"
         )
         params: list[Any] = [*hexes, lo, hi]
@@ -401,6 +449,37 @@ class Store:
         return rows
 
     # -- sorties and the outbox ------------------------------------------------------------------
+
+    def successful_polls(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(feed, start) of every poll since `since` that succeeded and was stored, oldest first: what
+        covered time is rebuilt from (detect/coverage.py)."""
+        rows = self.db.conn.execute(
+            "SELECT feed, started_at FROM feed_polls WHERE error IS NULL AND started_at >= ?", (iso_z(since),)
+        ).fetchall()
+        polls = [(feed, datetime.fromisoformat(at)) for feed, at in rows]  # ISO 8601 with Z
+        polls.sort(key=lambda p: p[1])
+        return polls
+
+    def last_successes(self) -> list[tuple[str, datetime]]:
+        """Each feed's latest successful, stored poll (feed, start)."""
+        rows = self.db.conn.execute(
+            "SELECT feed, max(started_at) FROM feed_polls WHERE error IS NULL GROUP BY feed"
+        ).fetchall()
+        return [(feed, datetime.fromisoformat(at)) for feed, at in rows]
+
+    def happenings(self, sortie_ids: Sequence[str]) -> list[Happening]:
+        """The orbits, emergencies ... of these sorties, in the order they began."""
+        if not sortie_ids:
+            return []
+        marks = ", ".join("?" for _ in sortie_ids)
+        rows = self.db.conn.execute(
+            f"SELECT sortie_id, kind, n, started_at, detected_at, lat, lon, details FROM happenings "
+            f"WHERE sortie_id IN ({marks}) ORDER BY started_at, event_id",
+            list(sortie_ids),
+        )
+        return [
+            Happening(r[1], r[0], r[2], from_epoch(r[3]), from_epoch(r[4]), r[5], r[6], json.loads(r[7])) for r in rows
+        ]
 
     def tracker_state(self) -> tuple[list[Sortie], dict[str, datetime], dict[str, datetime]]:
         """What the sortie detector needs after a restart: open sorties, the last report processed per
@@ -472,7 +551,7 @@ class Store:
         hi = int(until.timestamp()) if until else 2**62
         sql = (
             "SELECT hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, "
-            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed FROM sightings "
+            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency FROM sightings "
             f"WHERE hex IN ({', '.join('?' for _ in hexes)}) AND ts BETWEEN ? AND ?"
         )
         params: list[Any] = [*hexes, lo, hi]
@@ -516,7 +595,7 @@ class Store:
         return [(int(r[0]), r[1], r[2]) for r in rows if r[0] not in skip][:limit]
 
     def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
-        with self.db.atomic():
+        with _writing("mark alerts sent"), self.db.atomic():
             self.db.conn.executemany(
                 "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL", [(iso_z(at), i) for i in ids]
             )
@@ -544,11 +623,36 @@ def _sighting_dict(row: Sequence[Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Tracking:
-    """Sortie changes, per-aircraft report times and the alerts they raised, saved with their poll."""
+    """Sortie changes, per-aircraft report times, what the detectors found and the alerts all these raised,
+    saved with their poll."""
 
     sorties: Sequence[Sortie] = ()
     last_report_at: Mapping[str, datetime] = field(default_factory=dict)
     alerts: Sequence[Alert] = ()
+    happenings: Sequence[Happening] = ()
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """sqlite3's errors on a write (a full disk, a locked or read-only file) as one StoreError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot {what}: {exc}") from exc
+
+
+_UPSERT_HAPPENING = (
+    "INSERT INTO happenings (event_id, sortie_id, kind, n, started_at, detected_at, lat, lon, details) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO UPDATE SET detected_at = detected_at, "
+    "lat = excluded.lat, lon = excluded.lon, details = excluded.details"
+)
+
+
+def _happening_row(h: Happening) -> tuple[Any, ...]:
+    return (
+        h.event_id, h.sortie_id, h.kind, h.n, h.started_at.timestamp(), h.detected_at.timestamp(),
+        h.lat_deg, h.lon_deg, json.dumps(dict(h.details), separators=(",", ":")),
+    )  # fmt: skip
 
 
 _SORTIE_FIELDS = (
@@ -556,6 +660,7 @@ _SORTIE_FIELDS = (
     "first_at", "first_lat", "first_lon", "first_alt_baro_ft", "first_callsign", "first_feed",
     "last_at", "last_lat", "last_lon", "last_alt_baro_ft", "last_callsign", "last_feed",
     "last_seen_at", "callsigns", "max_alt_baro_ft", "sightings", "previous_sortie_end", "end_reason",
+    "took_off_code", "took_off_name", "landed_code", "landed_name",
 )  # fmt: skip
 _SORTIE_COLUMNS = ", ".join(_SORTIE_FIELDS)
 _UPSERT_SORTIE = (
@@ -578,7 +683,16 @@ def _sortie_row(s: Sortie) -> tuple[Any, ...]:
         s.sortie_id, s.key, s.hex_icao, s.registration, s.type_icao, *_fix_row(s.first), *_fix_row(s.last),
         s.last_seen_at.timestamp(), json.dumps(list(s.callsigns)), s.max_alt_baro_ft, s.sightings,
         s.previous_sortie_end.timestamp() if s.previous_sortie_end else None, s.end_reason,
+        *_place_row(s.took_off_from), *_place_row(s.landed_at),
     )  # fmt: skip
+
+
+def _place_row(place: Place | None) -> tuple[str | None, str | None]:
+    return (place.code, place.name) if place is not None else (None, None)
+
+
+def _place(code: str | None, name: str | None) -> Place | None:
+    return Place(code, name or code) if code else None
 
 
 def _fix(values: Sequence[Any]) -> Fix:
@@ -591,4 +705,5 @@ def _sortie(row: Sequence[Any]) -> Sortie:
         first=_fix(row[5:11]), last=_fix(row[11:17]), last_seen_at=from_epoch(row[17]),
         callsigns=tuple(json.loads(row[18])), max_alt_baro_ft=row[19], sightings=row[20],
         previous_sortie_end=from_epoch(row[21]) if row[21] is not None else None, end_reason=row[22],
+        took_off_from=_place(row[23], row[24]), landed_at=_place(row[25], row[26]),
     )  # fmt: skip

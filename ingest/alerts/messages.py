@@ -1,8 +1,9 @@
 """Alert topics and payloads, pure: what a subscriber receives for a sortie's start and end.
 
-Topics: `{prefix}/sortie/{tail}/start|end`, `tail` being the registration with every character outside
-`[A-Za-z0-9._-]` replaced by `_`, or the hex without one. The payload is one JSON object; `event_id` is
-stable (`<sortie_id>/<event>`), so a subscriber de-duplicates on it: delivery is at least once.
+Topics: `{prefix}/sortie/{tail}/start|end|orbit|emergency`, `tail` being the registration with every
+character outside `[A-Za-z0-9._-]` replaced by `_`, or the hex without one. The payload is one JSON object;
+`event_id` is stable (`<sortie_id>/start`, `<sortie_id>/end`, `<sortie_id>/orbit/<n>`,
+`<sortie_id>/emergency/<n>`), so a subscriber de-duplicates on it: delivery is at least once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 import re
 from typing import Any
 
-from ingest.models import Alert, SortieEvent
+from ingest.detect.base import Happening
+from ingest.models import Alert, Place, Sortie, SortieEvent
 from ingest.timeutil import iso_z
 
 SCHEMA_VERSION = 1
@@ -48,6 +50,7 @@ def payload(event: SortieEvent, area: str) -> dict[str, Any]:
         "feed": fix.feed,
         "start": iso_z(s.start_at),
         "previous_sortie_end": iso_z(s.previous_sortie_end) if s.previous_sortie_end else None,
+        "took_off_from": place(s.took_off_from),
     }
     if event.kind == "end":
         body.update(
@@ -56,9 +59,42 @@ def payload(event: SortieEvent, area: str) -> dict[str, Any]:
             max_alt_baro_ft=s.max_alt_baro_ft,
             callsigns=list(s.callsigns),
             sightings=s.sightings,
+            landed_at=place(s.landed_at),
         )
     return body
 
 
+def place(p: Place | None) -> dict[str, str] | None:
+    """An airport as `{"code": "RKSO", "name": "Osan Air Base"}`."""
+    return {"code": p.code, "name": p.name} if p is not None else None
+
+
 def alert(prefix: str, area: str, event: SortieEvent) -> Alert:
     return Alert(event.event_id, topic(prefix, event), json.dumps(payload(event, area), separators=(",", ":")))
+
+
+def happening_payload(sortie: Sortie, h: Happening, area: str) -> dict[str, Any]:
+    """An orbit or emergency as a JSON-ready dict: the sortie's identity, where and when, the details."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": h.event_id,
+        "event": h.kind,
+        "sortie_id": sortie.sortie_id,
+        "hex": sortie.hex_icao,
+        "registration": sortie.registration,
+        "type": sortie.type_icao,
+        "callsign": sortie.last.callsign,
+        "time": iso_z(h.detected_at),
+        "started": iso_z(h.started_at),
+        "lat": h.lat_deg,
+        "lon": h.lon_deg,
+        "alt_baro_ft": sortie.last.alt_baro_ft,
+        "area": area,
+        "n": h.n,
+        "details": dict(h.details),
+    }
+
+
+def happening_alert(prefix: str, area: str, sortie: Sortie, h: Happening) -> Alert:
+    topic_ = f"{prefix}/sortie/{tail_segment(sortie.registration, sortie.hex_icao)}/{h.kind}"
+    return Alert(h.event_id, topic_, json.dumps(happening_payload(sortie, h, area), separators=(",", ":")))

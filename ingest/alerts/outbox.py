@@ -5,6 +5,8 @@ Alerts are written to the outbox in the same transaction as the sortie change th
 while the broker is connected, keeps at most `max_inflight` rows in flight, and marks rows sent when
 paho reports their PUBACK. After a crash nothing is in flight: every unsent row is published again, so
 an event whose PUBACK was lost may arrive twice, never zero times (subscribers de-duplicate on event_id).
+A row whose PUBACK came but could not be marked sent (the database failed) is never published again by
+this relay: it is kept aside and marked on a later pump.
 The relay reaches the store and the broker through the two small Protocols below, not by importing them.
 """
 
@@ -48,11 +50,14 @@ class OutboxRelay:
         self.max_inflight = max_inflight
         self.inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._held: dict[int, datetime] = {}  # row id -> when a failed row may be tried again
+        self._acked: list[int] = []  # acknowledged by the broker, not yet marked sent in the outbox
         self.sent = 0
 
     def pump(self) -> int:
-        """Record the PUBACKs that arrived, then publish what is unsent; returns how many were published."""
+        """Record the PUBACKs that arrived, then publish what is unsent; returns how many were published.
+        Raises what the outbox raises (a StoreError): nothing acknowledged is forgotten."""
         self._take_acks()
+        self._mark_acked()
         if not self.publisher.is_connected():
             return 0
         room = self.max_inflight - len(self.inflight)
@@ -60,7 +65,7 @@ class OutboxRelay:
             return 0
         now = self.clock()
         self._held = {row: until for row, until in self._held.items() if until > now}
-        skip = [*self.inflight.values(), *self._held]
+        skip = [*self.inflight.values(), *self._held, *self._acked]
         published = 0
         for row_id, topic, payload in self.outbox.pending_alerts(room, skip):
             mid = self.publisher.publish(topic, payload)
@@ -71,21 +76,23 @@ class OutboxRelay:
         return published
 
     def _take_acks(self) -> None:
-        done: list[int] = []
         for mid, ok, reason in self.publisher.take_acks():
             row_id = self.inflight.pop(mid, None)
             if row_id is None:
                 continue
             if ok:
-                done.append(row_id)
+                self._acked.append(row_id)
             else:
                 self._held[row_id] = self.clock() + timedelta(seconds=FAILED_RETRY_S)
                 log.error("the broker refused alert %d: %s; retrying in %.0f s", row_id, reason, FAILED_RETRY_S)
-        if done:
-            self.outbox.mark_sent(done, self.clock())
-            self.sent += len(done)
+
+    def _mark_acked(self) -> None:
+        if self._acked:
+            self.outbox.mark_sent(self._acked, self.clock())  # on failure they stay aside, never re-published
+            self.sent += len(self._acked)
+            self._acked = []
 
     @property
     def idle(self) -> bool:
-        """Nothing in flight (what is unsent may still wait for a connection)."""
-        return not self.inflight
+        """Nothing in flight or waiting to be marked (what is unsent may still wait for a connection)."""
+        return not self.inflight and not self._acked

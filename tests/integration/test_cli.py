@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 DEMO = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
 FIELDS = [
     "hex", "registration", "type", "callsign", "time", "lat", "lon", "x_m", "y_m", "alt_baro_ft", "on_ground",
-    "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed",
+    "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency",
 ]  # fmt: skip
 
 

@@ -120,7 +120,8 @@ def test_bad_answers_never_stop_the_daemon_nor_lose_stored_data(
         Reply(body=b"<html>502 Bad Gateway</html>"),
         Reply(body=b'{"ac":[{"hex":"ae01d2","lat":NaN}],"now":1}'),
         Reply(body=first, cut_at=30),
-        Reply(body=envelope([aircraft("ae01d2", lat=95.0), aircraft("zzzzzz")])),
+        # Two malformed records beside a good one (outside the area): the answer is used, the two skipped.
+        Reply(body=envelope([aircraft("ae01d2", lat=95.0), aircraft("zzzzzz"), aircraft("ae01ce", lat=30.0)])),
         Reply(status=500, body=b"oops"),
         Reply(status=429, body=b"{}", headers={"Retry-After": "1"}),
         Reply(body=last),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from ingest.alerts.messages import alert, payload, tail_segment, topic
 from ingest.alerts.outbox import FAILED_RETRY_S, OutboxRelay
+from ingest.errors import StoreError
 from ingest.models import Alert, Fix, Sortie, SortieEvent
 from ingest.store import Store, Tracking
 
@@ -49,7 +51,7 @@ def test_start_payload() -> None:
         "sortie_id": "ae01d2-20261120T225600Z", "hex": "ae01d2", "registration": "62-4125", "type": "R135",
         "callsign": "TORA23", "time": "2026-11-20T22:56:00Z", "lat": 33.01, "lon": 124.9, "alt_baro_ft": 31000,
         "area": "Korean Peninsula", "feed": "adsb.lol", "start": "2026-11-20T22:56:00Z",
-        "previous_sortie_end": "2026-11-18T22:56:00Z",
+        "previous_sortie_end": "2026-11-18T22:56:00Z", "took_off_from": None,
     }  # fmt: skip
 
 
@@ -159,3 +161,34 @@ def test_the_same_event_is_queued_once(tmp_path: Path) -> None:
     store = store_with_alerts(tmp_path, 2)
     store.save_tracking(Tracking(alerts=[Alert("e1", "t/1", "{}")]))
     assert store.outbox_counts() == (2, 0)
+
+
+def test_a_failed_mark_sent_never_publishes_the_acknowledged_alerts_again(tmp_path: Path) -> None:
+    """While marking rows sent fails (the database, for a while), the relay keeps the acknowledged rows
+    aside: each alert goes out once, and is marked once the database works again."""
+
+    class Flaky:
+        def __init__(self, store: Store) -> None:
+            self.store, self.broken = store, True
+
+        def pending_alerts(self, limit: int, exclude: Sequence[int]) -> list[tuple[int, str, str]]:
+            return self.store.pending_alerts(limit, exclude)
+
+        def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
+            if self.broken:
+                raise StoreError("cannot mark alerts sent: database is locked")
+            self.store.mark_sent(ids, at)
+
+    store, pub = store_with_alerts(tmp_path, 5), FakePublisher()
+    outbox = Flaky(store)
+    relay = OutboxRelay(outbox, pub, Clock())
+    assert relay.pump() == 5
+    pub.ack_all()
+    for _ in range(30):  # 3 s of pumps every 0.1 s, each failing to mark
+        with pytest.raises(StoreError):
+            relay.pump()
+    assert len(pub.sent) == 5 and not relay.idle
+    outbox.broken = False
+    assert relay.pump() == 0
+    assert store.outbox_counts() == (0, 5) and relay.idle
+    assert sorted(json.loads(p)["i"] for _, _, p in pub.sent) == [0, 1, 2, 3, 4]

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from ingest.detect.coverage import ALL, Coverage
 from ingest.detect.sorties import FRESH_POSITION_S, SortieDetector, Update, sortie_id
-from ingest.models import Fix, Report, Sortie, SortieEvent
+from ingest.models import Fix, Place, Report, Sortie, SortieEvent
 from tests.conftest import INSIDE, OUTSIDE, T0, observation
 
 GAP_S = 1800.0
@@ -38,6 +39,7 @@ def report(
 ) -> Report:
     """A report of a watched RC-135 `s` seconds after T0, airborne at FL310 inside the area by default."""
     lat, lon = INSIDE if inside else OUTSIDE
+    lat = fields.pop("lat_deg", lat)
     obs = observation(
         HEX[key], position_at=at(s), lat_deg=lat, lon_deg=lon, on_ground=ground,
         alt_baro_ft=None if ground else alt, callsign=callsign, feed=feed, **fields,
@@ -426,3 +428,104 @@ def test_the_detector_refuses_an_impossible_start_state() -> None:
         SortieDetector(GAP_S, [sortie, replace(sortie, sortie_id="ae01d2-20261120T230100Z")])
     with pytest.raises(ValueError, match="gap_s"):
         SortieDetector(0)
+
+
+# --- covered time: our outages are not the aircraft's silence ----------------------------------------
+
+
+class Covered:
+    """Coverage by one feed that polls every `every_s` except during `outages` ((start, end) seconds)."""
+
+    def __init__(self, until_s: float, every_s: float = 10.0, outages: tuple[tuple[float, float], ...] = ()) -> None:
+        self.coverage = Coverage()
+        s = -every_s
+        while s <= until_s:
+            if not any(lo <= s < hi for lo, hi in outages):
+                self.coverage.poll_succeeded("feed", frozenset({ALL}), at(s), 2 * every_s)
+            s += every_s
+
+    def covered_s(self, key: str, since: datetime, until: datetime) -> float:
+        return self.coverage.covered_s([ALL], since, until)
+
+
+def test_an_outage_longer_than_gap_s_with_the_aircraft_flying_on_is_one_sortie() -> None:
+    detector = SortieDetector(GAP_S)
+    cov = Covered(4000, outages=((600, 600 + GAP_S + 300),))  # every feed down for 35 min
+    updates = [detector.update([report(s)], at(s), cov) for s in (0, 300, 590)]
+    assert detector.check(at(2700), cov) == Update()  # mid-outage: 29 min of wall time, 0 of coverage
+    after = detector.update([report(2710)], at(2710), cov)
+    assert [kinds(u) for u in updates] == [[("start", "ae01d2-20261120T230000Z")], [], []]
+    assert after.events == ()
+    (sortie,) = detector.open_sorties()
+    assert (sortie.sortie_id, sortie.sightings) == ("ae01d2-20261120T230000Z", 4)
+
+
+def test_the_same_outage_with_the_aircraft_gone_ends_signal_lost_after_gap_s_of_covered_time() -> None:
+    detector = SortieDetector(GAP_S)
+    outage = (600, 2700)  # 35 min blind, right after the last sighting at 590
+    cov = Covered(10_000, outages=(outage,))
+    for s in (0, 300, 590):
+        detector.update([report(s)], at(s), cov)
+    # Covered since 590: 10 s before the outage, then from 2700 on; 1800 s are reached at 2700 + 1790.
+    assert detector.check(at(2700 + 1780), cov) == Update()
+    deadline = detector.next_deadline(at(2700 + 1780), cov)
+    assert deadline is not None and abs((deadline - at(2700 + 1790)).total_seconds()) <= 10
+    (event,) = detector.check(at(2700 + 1800), cov).events
+    assert (event.kind, event.sortie.end_reason, event.sortie.end_at) == ("end", "signal_lost", at(590))
+
+
+def test_an_outage_past_max_blind_s_ends_no_coverage_at_the_last_sighting() -> None:
+    detector = SortieDetector(GAP_S, max_blind_s=3 * 3600)
+    cov = Covered(20_000, outages=((600, 20_000),))
+    for s in (0, 590):
+        detector.update([report(s)], at(s), cov)
+    assert detector.check(at(590 + 3 * 3600 - 60), cov) == Update()
+    (event,) = detector.check(at(590 + 3 * 3600 + 20), cov).events
+    assert (event.sortie.end_reason, event.sortie.end_at) == ("no_coverage", at(590))
+
+
+def test_a_report_after_a_blind_spell_past_max_blind_s_starts_a_new_sortie() -> None:
+    detector = SortieDetector(GAP_S, max_blind_s=3600)
+    cov = Covered(10_000, outages=((600, 5000),))
+    detector.update([report(0)], at(0), cov)
+    update = detector.update([report(5010)], at(5010), cov)
+    assert [e.kind for e in update.events] == ["end", "start"]
+    assert update.events[0].sortie.end_reason == "no_coverage"
+
+
+def test_a_restart_in_the_middle_of_an_outage_continues_the_sortie() -> None:
+    detector = SortieDetector(GAP_S)
+    cov = Covered(10_000, outages=((600, 3000),))  # the daemon was down from 600 to 3000
+    sortie = started(detector, 0, 590)
+    restarted = SortieDetector(GAP_S, [sortie], {RC135: at(590)})
+    assert restarted.check(at(3000), cov) == Update()  # decided at once on start-up: nothing is due
+    assert restarted.update([report(3010)], at(3010), cov).events == ()
+    assert restarted.open_sorties()[0].sortie_id == sortie.sortie_id
+
+
+def test_next_deadline_is_none_without_open_sorties_and_the_gap_with_full_coverage() -> None:
+    detector = SortieDetector(GAP_S)
+    assert detector.next_deadline(at(0)) is None
+    started(detector, 0)
+    assert detector.next_deadline(at(100)) == at(GAP_S)
+
+
+def test_takeoff_and_landing_name_the_airports() -> None:
+    osan, kunsan = Place("RKSO", "Osan Air Base"), Place("RKJK", "Kunsan Air Base")
+
+    def locate(lat: float, lon: float) -> Place | None:
+        return osan if lat < 36.0 else kunsan
+
+    detector = SortieDetector(GAP_S, locate=locate)
+    detector.update([report(0, ground=True, lat_deg=35.0)], at(0))
+    start = detector.update([report(60, alt=1500)], at(60)).events[0].sortie
+    assert start.took_off_from == osan
+    detector.update([report(1700, alt=2000)], at(1700))
+    (end,) = detector.update([report(1760, ground=True, lat_deg=36.5)], at(1760)).events
+    assert (end.sortie.end_reason, end.sortie.took_off_from, end.sortie.landed_at) == ("landed", osan, kunsan)
+
+
+def test_arriving_at_altitude_names_no_takeoff_airport() -> None:
+    detector = SortieDetector(GAP_S, locate=lambda lat, lon: Place("RKSO", "Osan Air Base"))
+    start = detector.update([report(0, alt=31000)], at(0)).events[0].sortie
+    assert start.took_off_from is None

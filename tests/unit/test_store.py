@@ -14,7 +14,7 @@ from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
-MIGRATIONS = ["0001_initial", "0002_sorties_and_outbox", "0003_feed_state"]
+MIGRATIONS = ["0001_initial", "0002_sorties_and_outbox", "0003_feed_state", "0004_coverage_happenings_airports"]
 RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
 
 
@@ -41,6 +41,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0001_initial",
         "0002_sorties_and_outbox",
         "0003_feed_state",
+        "0004_coverage_happenings_airports",
     ]
     store.close()
     again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
@@ -48,6 +49,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0001_initial",
         "0002_sorties_and_outbox",
         "0003_feed_state",
+        "0004_coverage_happenings_airports",
     ]
     assert again.find_aircraft("62-4125") is not None
     again.close()

@@ -1,0 +1,297 @@
+"""The detectors between the pipeline and the store: sorties counted in covered time, and what each
+sortie's aircraft does (orbits, emergencies).
+
+    PollOutcome ─► Tracker.save_poll ─► SortieDetector.update(reports, covered time)    detect/sorties.py
+                        │                   └─► new airborne sightings of open sorties ─► Detectors
+                        │                                                  (detect/orbits.py, emergencies.py)
+                        └─► Store.save_poll: sightings, the feed_polls row, sortie changes, happenings and
+                            their alerts in ONE transaction; only once it committed does the poll count
+                            as coverage (detect/coverage.py), so a failed write never looks like silence.
+
+Lives in the thread that owns the Store. Every method takes `now`; nothing here reads a clock. After a
+restart (or a failed transaction) `reload()` rebuilds the sortie detector from the stored sorties, covered
+time from the stored successful polls, and the behaviour detectors by replaying each open sortie's stored
+track: the same track gives the same episodes with the same ids, which the outbox already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ingest.alerts.messages import alert, happening_alert
+from ingest.config import Settings
+from ingest.detect.base import Detector, Happening, TrackPoint
+from ingest.detect.coverage import ALL, Coverage, aircraft_scopes, feed_scopes
+from ingest.detect.sorties import Locate, SortieDetector, Update
+from ingest.models import Alert, Sighting, Sortie, SortieEvent
+from ingest.pipeline import PollOutcome
+from ingest.store import Store, Tracking
+from ingest.timeutil import from_epoch, iso_z
+from ingest.watchlist import Watchlist, normalise_registration
+
+log = logging.getLogger(__name__)
+
+# Two successful polls of a feed at most this many intervals apart cover the time between them: one
+# skipped tick (a slow answer, jitter) does not open a hole in the coverage.
+COVER_TICKS = 2.0
+# Responses of a recording (`ingest replay`, [replay] on_start) at most this far apart cover the time
+# between them; a recorder that stopped for longer leaves a hole, not a phantom silence.
+REPLAY_BOUND_S = 120.0
+
+DetectorFactory = Callable[[], Sequence[Detector]]
+
+
+def no_detectors() -> Sequence[Detector]:
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedCover:
+    """What a feed's successful polls cover, and how far apart two of them may be to cover the time between."""
+
+    scopes: frozenset[str]
+    bound_s: float
+
+
+def feed_covers(settings: Settings) -> dict[str, FeedCover]:
+    return {
+        fs.name: FeedCover(feed_scopes(fs.kind, fs.queries), COVER_TICKS * fs.interval_s)
+        for fs in settings.feeds
+        if fs.enabled
+    }
+
+
+_RECORDING = FeedCover(frozenset({ALL}), REPLAY_BOUND_S)
+
+
+class _View:
+    """Covered time of one aircraft, as the sortie detector asks for it; live up to `now`."""
+
+    def __init__(self, tracker: Tracker, now: datetime) -> None:
+        self.tracker = tracker
+        self.now = now
+
+    def covered_s(self, key: str, since: datetime, until: datetime) -> float:
+        scopes = self.tracker.scopes_of(key)
+        return self.tracker.coverage.covered_s(scopes, since, until, live_until=self.now)
+
+
+class Tracker:
+    """Sorties, their happenings and their alerts, kept in step with the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        on_alerts: Callable[[], object] = lambda: None,
+        *,
+        watchlist: Watchlist | None = None,
+        detectors: DetectorFactory = no_detectors,
+        locate: Locate | None = None,
+        alerts: bool | None = None,
+    ) -> None:
+        self.on_alerts = on_alerts  # called after alerts were committed to the outbox
+        self.on_change: Callable[[], object] = lambda: None  # called after sorties changed (the sortie clock)
+        self.gap_s = settings.sorties.gap_s
+        self.max_blind_s = settings.sorties.max_blind_s
+        self.area = settings.area.name
+        self.prefix = settings.mqtt.topic_prefix
+        self.alerts = settings.mqtt.enabled if alerts is None else alerts  # with MQTT off nothing is queued
+        self._covers = feed_covers(settings)
+        self._watched = None if watchlist is None else {normalise_registration(e.key) for e in watchlist.entries}
+        self._military: dict[str, bool] = {}
+        self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
+        self._make_detectors = detectors
+        self._locate = locate
+        self.reload(store)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def reload(self, store: Store) -> None:
+        """(Re)build everything from what the store holds: after a restart, or a failed transaction."""
+        open_sorties, last_report_at, last_end_at = store.tracker_state()
+        self.detector = SortieDetector(
+            self.gap_s, open_sorties, last_report_at, last_end_at, max_blind_s=self.max_blind_s, locate=self._locate
+        )
+        self.coverage = Coverage()
+        horizon = min((s.last.at for s in open_sorties), default=None)
+        polls = store.successful_polls(horizon - timedelta(seconds=self._max_bound_s())) if horizon else []
+        for feed, at in [*polls, *store.last_successes()]:
+            cover = self.cover_of(feed)
+            self.coverage.poll_succeeded(feed, cover.scopes, at, cover.bound_s)
+        self._detectors = list(self._make_detectors())
+        self._fed: dict[str, int] = {}  # sortie_id -> the last position second fed to the detectors
+        for sortie in open_sorties:
+            self._replay_track(store, sortie)
+
+    def cover_of(self, feed: str) -> FeedCover:
+        """A configured feed's cover; anything else (a replay, a feed no longer configured) is a recording."""
+        return self._covers.get(feed, _RECORDING)
+
+    def scopes_of(self, key: str) -> frozenset[str]:
+        watched = self._watched is None or key in self._watched
+        return aircraft_scopes(watched, self._military.get(key, False))
+
+    def _max_bound_s(self) -> float:
+        return max([REPLAY_BOUND_S, *(c.bound_s for c in self._covers.values())])
+
+    def _replay_track(self, store: Store, sortie: Sortie) -> None:
+        """Bring fresh detectors up to date with an open sortie's stored track; what they find again is
+        already stored and alerted (same event ids), so it is dropped."""
+        if not self._detectors:
+            return
+        for row in store.track(sortie):
+            if not row["on_ground"]:
+                self._feed_point(sortie.sortie_id, _row_point(row))
+
+    # -- polls and checks ---------------------------------------------------------------------------
+
+    def save_poll(self, store: Store, outcome: PollOutcome, now: datetime, record_poll: bool = True) -> int:
+        """Store a poll with the sortie changes and happenings it causes; returns the new sightings."""
+        for report in outcome.reports:
+            self._military[report.key] = report.obs.military
+        update = self.detector.update(outcome.reports, now, _View(self, now))
+        sightings, latest = self._freshest(outcome.sightings)
+        found = self._observe(update, sightings)
+        try:
+            stored = store.save_poll(
+                outcome.record,
+                sightings,
+                record_poll=record_poll,
+                tracking=self._tracking(update, found),
+                health=outcome.health,
+            )
+        except Exception:
+            self.reload(store)  # the detectors moved on, the database did not
+            raise
+        self._latest.update(latest)
+        if outcome.failure is None:
+            cover = self.cover_of(outcome.record.feed)
+            self.coverage.poll_succeeded(outcome.record.feed, cover.scopes, outcome.record.started_at, cover.bound_s)
+        self._done(update, found)
+        return stored
+
+    def check(self, store: Store, now: datetime) -> tuple[SortieEvent, ...]:
+        """End the sorties whose gap (in covered time) or blindness has run out by `now`."""
+        update = self.detector.check(now, _View(self, now))
+        found = [pair for s in update.changed if not s.is_open for pair in self._finish(s)]
+        if update.changed or update.events or found:
+            try:
+                store.save_tracking(self._tracking(update, found))
+            except Exception:
+                self.reload(store)
+                raise
+        self._done(update, found)
+        oldest = min((s.last.at for s in self.detector.open_sorties()), default=now)
+        self.coverage.prune(oldest - timedelta(seconds=self._max_bound_s()))
+        return update.events
+
+    def next_deadline(self, now: datetime) -> datetime | None:
+        """When `check()` could next end a sortie (None without open sorties)."""
+        return self.detector.next_deadline(now, _View(self, now))
+
+    def _freshest(self, sightings: Sequence[Sighting]) -> tuple[list[Sighting], dict[str, datetime]]:
+        """Merge across feeds, freshest wins: a feed whose position of an aircraft is older than one another
+        feed already gave is not stored (a lagging feed would zig-zag the track back in time). The same
+        position from two feeds is one sighting (the store's key), kept from the feed that gave it first.
+        Returns the sightings to store and the new latest times (kept once the store committed them)."""
+        kept: list[Sighting] = []
+        latest: dict[str, datetime] = {}
+        for s in sightings:
+            hex_icao = s.obs.hex_icao
+            last = latest.get(hex_icao) or self._latest.get(hex_icao)
+            if last is None or s.obs.position_at >= last:
+                latest[hex_icao] = s.obs.position_at
+                kept.append(s)
+        return kept, latest
+
+    # -- the behaviour detectors ------------------------------------------------------------------------
+
+    def _observe(self, update: Update, sightings: Sequence[Sighting]) -> list[tuple[Sortie, Happening]]:
+        """Feed each new airborne sighting of an open (or just ended) sortie to the detectors."""
+        if not self._detectors:
+            return []
+        ended = {s.key: s for s in update.changed if not s.is_open}
+        found: list[tuple[Sortie, Happening]] = []
+        for s in sorted(sightings, key=lambda s: s.obs.position_at):
+            if s.obs.on_ground:
+                continue
+            key = s.key or normalise_registration(s.registration or s.obs.hex_icao)
+            sortie = self.detector.open_sortie(key) or ended.get(key)
+            if sortie is None or not sortie.start_at <= s.obs.position_at <= sortie.last.at:
+                continue
+            found += [(sortie, h) for h in self._feed_point(sortie.sortie_id, _sighting_point(s))]
+        for sortie in ended.values():
+            found += self._finish(sortie)
+        return found
+
+    def _feed_point(self, sortie_id: str, point: TrackPoint) -> list[Happening]:
+        second = math.floor(point.at.timestamp())
+        if second <= self._fed.get(sortie_id, -(2**62)):
+            return []  # one point per position second, as the store keeps them
+        self._fed[sortie_id] = second
+        return [h for d in self._detectors for h in d.observe(sortie_id, point)]
+
+    def _finish(self, sortie: Sortie) -> list[tuple[Sortie, Happening]]:
+        self._fed.pop(sortie.sortie_id, None)
+        return [(sortie, h) for d in self._detectors for h in d.finish(sortie.sortie_id)]
+
+    # -- saving and telling ----------------------------------------------------------------------------
+
+    def _tracking(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> Tracking:
+        alerts: list[Alert] = []
+        if self.alerts:
+            alerts += [alert(self.prefix, self.area, e) for e in update.events]
+            alerts += [happening_alert(self.prefix, self.area, s, h) for s, h in found]
+        return Tracking(update.changed, update.last_report_at, alerts, [h for _, h in found])
+
+    def _done(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> None:
+        _log_events(update.events)
+        for sortie, h in found:
+            log.debug("sortie %s: %s %d (%s)", sortie.sortie_id, h.kind, h.n, dict(h.details))
+        if self.alerts and (update.events or found):
+            self.on_alerts()
+        if update.changed:
+            self.on_change()
+
+
+def _sighting_point(s: Sighting) -> TrackPoint:
+    """A live sighting as a point, timed to its second as the store keeps it: a restart's replay of the
+    stored track then feeds the detectors exactly what they saw live."""
+    o = s.obs
+    at = from_epoch(math.floor(o.position_at.timestamp()))
+    return TrackPoint(
+        at, o.lat_deg, o.lon_deg, s.x_m, s.y_m, o.alt_baro_ft, o.gs_kt, o.track_deg, o.squawk, o.emergency, o.feed
+    )
+
+
+def _row_point(row: dict[str, Any]) -> TrackPoint:
+    return TrackPoint(
+        datetime.fromisoformat(row["time"]), row["lat"], row["lon"], row["x_m"], row["y_m"], row["alt_baro_ft"],
+        row["gs_kt"], row["track_deg"], row["squawk"], row["emergency"], row["feed"],
+    )  # fmt: skip
+
+
+def _log_events(events: Sequence[SortieEvent]) -> None:
+    for e in events:
+        s = e.sortie
+        tail = s.registration or s.hex_icao
+        if e.kind == "start":
+            log.info(
+                "sortie %s started: %s (%s) %s at %s",
+                s.sortie_id,
+                tail,
+                s.type_icao or "?",
+                s.first.callsign or "-",
+                iso_z(s.start_at),
+            )
+        else:
+            log.info(
+                "sortie %s ended (%s): %s, %s to %s, callsigns %s",
+                s.sortie_id, s.end_reason, tail, iso_z(s.start_at), iso_z(s.last.at), ",".join(s.callsigns) or "-",
+            )  # fmt: skip
