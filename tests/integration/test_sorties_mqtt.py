@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +256,61 @@ def test_a_broker_that_refuses_us_does_not_stop_polling(
     assert expected in out, out
     assert "not-the-password" not in out
     assert daemon.stop()[0] == 0
+
+
+def outage_config(write_config: ConfigWriter, server: FeedServer, broker: Broker) -> Path:
+    """As sortie_config, but `check_interval_s` left at its default (30 s): ends must come on time anyway."""
+    return write_config(
+        [{"name": "loopback", "kind": "readsb-v2", "base_url": server.url, "interval_s": 0.3}],
+        sorties={"gap_s": GAP_S},
+        mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.plain_port, "topic_prefix": PREFIX,
+              "client_id": "ingest-under-test", "keepalive_s": 5},
+    )  # fmt: skip
+
+
+def test_a_feed_outage_longer_than_gap_s_does_not_split_the_flight_and_the_end_comes_on_time(
+    sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber, write_config: ConfigWriter,
+    daemons: list[Daemon], capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    down = threading.Event()
+    feed_server.reply("/v2/", lambda: Reply(status=500, body=b"oops") if down.is_set() else sky.reply())
+    config = outage_config(write_config, feed_server, broker)
+    daemons.append(daemon := Daemon(config))
+    sky.put("ae01d2", YELLOW_SEA)
+    (start,) = wait_alerts(listener, START, 1)
+    down.set()  # every feed answers HTTP 500 for 3 x gap_s while the aircraft flies on
+    time.sleep(3 * GAP_S)
+    assert alerts(listener.messages, END) == []
+    down.clear()
+    time.sleep(1.0)
+    sky.clear()  # now it is really gone: the end comes gap_s of covered time after its last sighting
+    (end,) = wait_alerts(listener, END, 1, timeout_s=GAP_S + 10)
+    arrived = datetime.now(UTC)
+    deadline = datetime.fromisoformat(end["time"]) + timedelta(seconds=GAP_S)
+    assert -0.5 < (arrived - deadline).total_seconds() < 3.0, (arrived, deadline)
+    assert (end["sortie_id"], end["end_reason"]) == (start["sortie_id"], "signal_lost")
+    assert len(alerts(listener.messages, START)) == 1
+    rows = sorties_json(config, capsys, "62-4125")
+    assert [(r["sortie_id"], r["end_reason"]) for r in rows] == [(start["sortie_id"], "signal_lost")]
+    assert daemon.stop()[0] == 0
+    assert daemon.output().count("failed: HTTP 500") == 1
+
+
+def test_a_stop_inside_the_gap_publishes_no_end_and_the_restarted_daemon_continues_the_sortie(
+    sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber, write_config: ConfigWriter,
+    daemons: list[Daemon], capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    config = outage_config(write_config, feed_server, broker)
+    daemons.append(first := Daemon(config))
+    sky.put("ae01d2", YELLOW_SEA)
+    (start,) = wait_alerts(listener, START, 1)
+    sky.clear()
+    time.sleep(GAP_S / 3)
+    assert first.stop()[0] == 0  # SIGTERM a third into the gap: the end has not happened
+    assert alerts(listener.messages, END) == []
+    time.sleep(2 * GAP_S)  # down for longer than gap_s: our downtime is no silence of the aircraft
+    sky.put("ae01d2", YELLOW_SEA)
+    daemons.append(second := Daemon(config, log_name="daemon2.log"))
+    second.wait_for(lambda: (second.query("SELECT sightings FROM sorties") or 0) >= 3)
+    assert alerts(listener.messages, END) == [] and len(alerts(listener.messages, START)) == 1
+    assert [r["sortie_id"] for r in sorties_json(config, capsys)] == [start["sortie_id"]]
