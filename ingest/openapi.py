@@ -83,7 +83,7 @@ def openapi_document() -> dict[str, Any]:
         "last_poll": _TIME_OR_NULL, "last_success": _TIME_OR_NULL, "last_error": _TIME_OR_NULL,
         "error": _STR_OR_NULL, "failures": {"type": "integer"}, "next_try": _TIME_OR_NULL,
         "polls_1h": {"type": "integer"}, "failed_1h": {"type": "integer"}, "requests_1h": {"type": "integer"},
-        "aircraft_1h": {"type": "integer"}, "kept_1h": {"type": "integer"},
+        "aircraft_1h": {"type": "integer"}, "kept_1h": {"type": "integer"}, "rejected_1h": {"type": "integer"},
     })  # fmt: skip
     health = {
         "type": "object",

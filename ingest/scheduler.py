@@ -57,7 +57,7 @@ _ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
 _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
-_WAL_CHECK_S = 60.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
+_WAL_CHECK_S = 30.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
 
 
 def utc_now() -> datetime:

@@ -377,13 +377,13 @@ class Store:
         cur = self.db.conn.execute("SELECT * FROM feed_state")
         names = [d[0] for d in cur.description]
         health = {row[0]: dict(zip(names, row, strict=True)) for row in cur}
-        for feed, polls, failed, requests, aircraft, kept in self.db.conn.execute(
-            "SELECT feed, count(*), count(error), sum(requests), sum(aircraft), sum(kept) FROM feed_polls "
-            "WHERE started_at >= ? GROUP BY feed",
+        for feed, polls, failed, requests, aircraft, kept, rejected in self.db.conn.execute(
+            "SELECT feed, count(*), count(error), sum(requests), sum(aircraft), sum(kept), sum(rejected) "
+            "FROM feed_polls WHERE started_at >= ? GROUP BY feed",
             (iso_z(since),),
         ):
             health.setdefault(feed, {"feed": feed}).update(
-                polls=polls, failed=failed, requests=requests, aircraft=aircraft, kept=kept
+                polls=polls, failed=failed, requests=requests, aircraft=aircraft, kept=kept, rejected=rejected
             )
         return health
 

@@ -38,7 +38,7 @@ def feed_row(fs: FeedSettings, h: dict[str, Any]) -> dict[str, Any]:
         "error": h.get("reason") if h.get("failures") else None, "failures": h.get("failures", 0),
         "next_try": h.get("next_try_at") if h.get("failures") else None,
         "polls_1h": h.get("polls", 0), "failed_1h": h.get("failed", 0), "requests_1h": h.get("requests", 0),
-        "aircraft_1h": h.get("aircraft", 0), "kept_1h": h.get("kept", 0),
+        "aircraft_1h": h.get("aircraft", 0), "kept_1h": h.get("kept", 0), "rejected_1h": h.get("rejected", 0),
     }  # fmt: skip
 
 
@@ -98,7 +98,8 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
 _FEED_TABLE = (
     ("feed", "feed", 8), ("kind", "kind", 9), ("state", "state", 8), ("last_success", "last success", 20),
     ("last_error", "last error", 20), ("failures", "fails", 5), ("polls_1h", "polls/1h", 8),
-    ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11), ("kept_1h", "kept/1h", 7), ("error", "error", 5),
+    ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11), ("kept_1h", "kept/1h", 7),
+    ("rejected_1h", "malformed/1h", 12), ("error", "error", 5),
 )  # fmt: skip
 
 

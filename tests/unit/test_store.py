@@ -8,6 +8,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ingest.errors import StoreError
 from ingest.models import Fix, PollRecord, Sighting, Sortie
 from ingest.store import Store, Tracking, migrations
 from ingest.watchlist import parse_watchlist
@@ -145,3 +146,41 @@ def test_sortie_and_its_track(tmp_path: Path) -> None:
     store.save_tracking(Tracking(sorties=[sortie]))
     assert store.sortie("ae01d2-x") == sortie and store.sortie("nope") is None
     assert [r["lat"] for r in store.track(sortie)] == [31, 32, 33, 34]
+
+
+def test_a_checkpoint_truncates_a_wal_that_busy_readers_let_grow(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("ingest.store.WAL_LIMIT_BYTES", 256 * 1024)
+    store = open_store(tmp_path)
+    reader = sqlite3.connect(tmp_path / "sub" / "ingest.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sightings").fetchone()  # holds a snapshot: the WAL cannot restart
+    for i in range(40):
+        rows = [sighting(f"{j:06x}", T0 + timedelta(seconds=i)) for j in range(200)]
+        store.save_poll(RECORD, rows)
+    assert store.wal_bytes() > 256 * 1024
+    assert store.checkpoint()[1] > 0  # the reader still holds its snapshot: nothing to truncate yet
+    reader.rollback()
+    reader.close()
+    before, after = store.checkpoint()
+    assert before > 256 * 1024 and after == 0
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.db.execute("SELECT count(*) FROM sightings").fetchone()[0] == 8000
+    store.close()
+
+
+def test_a_write_error_is_one_store_error(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    other = sqlite3.connect(tmp_path / "sub" / "ingest.db", timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock for longer than the busy timeout
+    store.db.execute("PRAGMA busy_timeout=50")
+    try:
+        store.save_poll(RECORD, [sighting()])
+    except StoreError as exc:
+        assert "cannot store a poll" in str(exc) and "locked" in str(exc)
+    else:
+        raise AssertionError("the write should have failed")
+    finally:
+        other.rollback()
+        other.close()
+    assert store.save_poll(RECORD, [sighting()]) == 1  # and works again once the lock is gone
+    store.close()
