@@ -245,14 +245,15 @@ class _Api:
         try:
             keys = [self._key(store, q["tail"])] if "tail" in q else None
             found = store.sorties_page(keys, since, open_only, after, limit + 1)
+            cursor = None
+            if len(found) > limit:
+                found = found[:limit]
+                last = found[-1]
+                cursor = _encode_cursor("o1", repr(last.start_at.timestamp()), last.sortie_id)
+            happenings = store.happenings([s.sortie_id for s in found])
         finally:
             store.close()
-        cursor = None
-        if len(found) > limit:
-            found = found[:limit]
-            last = found[-1]
-            cursor = _encode_cursor("o1", repr(last.start_at.timestamp()), last.sortie_id)
-        return JSONResponse({"items": [sortie_dict(s) for s in found], "next": cursor})
+        return JSONResponse({"items": [sortie_dict(s, happenings) for s in found], "next": cursor})
 
     def _sortie(self, store: Store, request: Request) -> Sortie:
         text = request.path_params["sortie_id"]
@@ -267,9 +268,10 @@ class _Api:
         store = self._store()
         try:
             sortie = self._sortie(store, request)
+            happenings = store.happenings([sortie.sortie_id])
         finally:
             store.close()
-        return JSONResponse(sortie_dict(sortie))
+        return JSONResponse(sortie_dict(sortie, happenings))
 
     def track(self, request: Request) -> Response:
         _query(request, ())

@@ -382,7 +382,9 @@ def cmd_sorties(args: argparse.Namespace) -> int:
                 print(f"ingest: unknown tail {args.tail!r}: not in the watchlist and never seen", file=sys.stderr)
                 return 1
             keys = [key]
-        rows = [sortie_dict(s) for s in store.sorties(keys, args.since, args.open, args.limit or None)]
+        found = store.sorties(keys, args.since, args.open, args.limit or None)
+        happenings = store.happenings([s.sortie_id for s in found])
+        rows = [sortie_dict(s, happenings) for s in found]
     finally:
         store.close()
     _print_sorties(rows, args.format)
@@ -398,13 +400,24 @@ def _aircraft_key(app: App, store: Store, tail: str) -> str | None:
     return normalise_registration(entry.key) if entry is not None else None
 
 
+def _flat_sortie(row: dict[str, Any]) -> dict[str, Any]:
+    """A sortie for CSV: callsigns space-separated, airports by code, events as `kind/n` ids."""
+    return {
+        **row,
+        "callsigns": " ".join(row["callsigns"]),
+        "took_off_from": (row["took_off_from"] or {}).get("code"),
+        "landed_at": (row["landed_at"] or {}).get("code"),
+        "events": " ".join(e["kind"] + "/" + str(e["n"]) for e in row["events"]),
+    }
+
+
 def _print_sorties(rows: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(rows, indent=1))
     elif fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=SORTIE_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**r, "callsigns": " ".join(r["callsigns"])} for r in rows)
+        writer.writerows(_flat_sortie(r) for r in rows)
     elif not rows:
         print("no sorties in that period", file=sys.stderr)
     else:

@@ -28,6 +28,11 @@ _INT_OR_NULL = {"type": ["integer", "null"]}
 _STR_OR_NULL = {"type": ["string", "null"]}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _BAD = _json("A bad parameter", "Error")
+_PLACE = {
+    "type": ["object", "null"],
+    "required": ["code", "name"],
+    "properties": {"code": {"type": "string", "description": "ICAO code"}, "name": {"type": "string"}},
+}
 _NOT_FOUND = _json("Unknown tail or sortie", "Error")
 _UNAVAILABLE = _json("The database cannot be opened", "Error")
 _CURSOR_PARAM = _param("cursor", "query", "The `next` value of the previous page (same other parameters)",
@@ -76,6 +81,15 @@ def openapi_document() -> dict[str, Any]:
         "end_reason": {"type": ["string", "null"], "enum": [*END_REASONS, None]},
         "duration_s": {"type": "integer"}, "max_alt_baro_ft": _INT_OR_NULL, "sightings": {"type": "integer"},
         "previous_sortie_end": _TIME_OR_NULL, "last_seen": _TIME,
+        "took_off_from": {**_PLACE, "description": "the airport within 5 km of the takeoff, if it took off so"},
+        "landed_at": {**_PLACE, "description": "the airport within 5 km of the landing, if it landed so"},
+        "events": {"type": "array", "description": "what the aircraft did: orbits, emergencies", "items": _object({
+            "event_id": {"type": "string", "description": "<sortie_id>/<kind>/<n>"},
+            "kind": {"type": "string", "enum": ["orbit", "emergency"]}, "n": {"type": "integer"},
+            "started": _TIME, "detected": _TIME, "lat": {"type": "number"}, "lon": {"type": "number"},
+            "details": {"type": "object", "description": "orbit: leg_km, orientation_deg, laps, radius_km; "
+                        "emergency: squawk, emergency, alt_baro_ft"},
+        })},
     })  # fmt: skip
     feed = _object({
         "feed": {"type": "string"}, "kind": {"type": "string"},

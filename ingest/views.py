@@ -6,25 +6,36 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ingest.alerts.messages import place
 from ingest.config import FeedSettings
+from ingest.detect.base import Happening
 from ingest.models import Sortie
 from ingest.timeutil import iso_z
 
 SORTIE_FIELDS = (
     "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
-    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen",
+    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen", "took_off_from", "landed_at", "events",
 )  # fmt: skip
 
 
-def sortie_dict(s: Sortie) -> dict[str, Any]:
-    """A sortie as `ingest sorties --format json` prints it."""
+def sortie_dict(s: Sortie, happenings: Sequence[Happening] = ()) -> dict[str, Any]:
+    """A sortie as `ingest sorties --format json` prints it, with what its aircraft did (`events`)."""
     return {
         "sortie_id": s.sortie_id, "hex": s.hex_icao, "registration": s.registration, "type": s.type_icao,
         "callsigns": list(s.callsigns), "start": iso_z(s.start_at), "end": iso_z(s.end_at) if s.end_at else None,
         "end_reason": s.end_reason, "duration_s": s.duration_s, "max_alt_baro_ft": s.max_alt_baro_ft,
         "sightings": s.sightings,
         "previous_sortie_end": iso_z(s.previous_sortie_end) if s.previous_sortie_end else None,
-        "last_seen": iso_z(s.last_seen_at),
+        "last_seen": iso_z(s.last_seen_at), "took_off_from": place(s.took_off_from), "landed_at": place(s.landed_at),
+        "events": [happening_dict(h) for h in happenings if h.sortie_id == s.sortie_id],
+    }  # fmt: skip
+
+
+def happening_dict(h: Happening) -> dict[str, Any]:
+    """An orbit or emergency of a sortie: its id, kind, number, times, place and details."""
+    return {
+        "event_id": h.event_id, "kind": h.kind, "n": h.n, "started": iso_z(h.started_at),
+        "detected": iso_z(h.detected_at), "lat": h.lat_deg, "lon": h.lon_deg, "details": dict(h.details),
     }  # fmt: skip
 
 
@@ -80,7 +91,8 @@ def grid(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str, int]], ce
 _SORTIE_TABLE = (
     ("sortie_id", "sortie", 22), ("registration", "reg", 8), ("type", "type", 4), ("callsigns", "callsigns", 9),
     ("start", "start", 20), ("end", "end", 20), ("end_reason", "reason", 11), ("duration_s", "duration", 8),
-    ("max_alt_baro_ft", "max_ft", 6), ("sightings", "seen", 4),
+    ("max_alt_baro_ft", "max_ft", 6), ("sightings", "seen", 4), ("took_off_from", "from", 4),
+    ("landed_at", "to", 4), ("events", "events", 6),
 )  # fmt: skip
 
 
@@ -88,6 +100,11 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
     value = row[key]
     if key == "callsigns":
         return ",".join(value) or "-"
+    if key in ("took_off_from", "landed_at"):
+        return value["code"] if value else "-"
+    if key == "events":
+        kinds = [e["kind"] for e in value]
+        return ",".join(f"{k}x{kinds.count(k)}" for k in dict.fromkeys(kinds)) or "-"
     if key == "duration_s":
         return f"{value // 3600}h{value % 3600 // 60:02d}m"
     if key == "end" and value is None:

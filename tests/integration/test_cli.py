@@ -207,7 +207,7 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 SORTIE_FIELDS = [
     "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
-    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen",
+    "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen", "took_off_from", "landed_at", "events",
 ]  # fmt: skip
 
 
@@ -248,6 +248,9 @@ def test_sorties_filters_and_formats(replayed: Path, capsys: pytest.CaptureFixtu
         "duration",
         "max_ft",
         "seen",
+        "from",
+        "to",
+        "events",
     ]
     assert lines[1].split()[-4:] == ["left_area", "4h40m", "31000", "272"]
     code, out, err = run(capsys, "sorties", "--open", "--config", str(replayed))
