@@ -252,7 +252,7 @@ def test_sorties_filters_and_formats(replayed: Path, capsys: pytest.CaptureFixtu
         "to",
         "events",
     ]
-    assert lines[1].split()[-4:] == ["left_area", "4h40m", "31000", "272"]
+    assert lines[1].split()[-7:-3] == ["left_area", "4h40m", "31000", "272"]
     code, out, err = run(capsys, "sorties", "--open", "--config", str(replayed))
     assert code == 0 and out == "" and "no sorties" in err
     code, out, _ = run(
