@@ -36,17 +36,19 @@ Parameters (and why):
   difference is dropped, not guessed. 60 s polling keeps every difference (an RC-135 at 25 degrees of bank
   turns ~1.3 degrees/s, 80 degrees a minute, well under the 180 that would alias).
 - `MIN_MOVE_M` 50 m: below it a heading from two positions is mostly position noise.
-- `TURN_END_TOL_DEG` 10: the orbit's geometry ends where its turning came within 10 degrees of the most it
-  reached, so the straight line of an aircraft leaving (inside the margin) does not stretch its legs.
 
 What an episode reports (details, units in the names): `leg_km` the straight-leg length, approximated as
 the extent along the principal axis minus the extent across it (0 for a circle); `orientation_deg` the
 true bearing of that axis, 0-180; `laps` the most turning reached since the episode's first point / 360,
 one decimal (it never goes down when the aircraft turns away to leave); `radius_km` the largest distance
 of the orbit's points from its centre; `direction` "left" or "right"; `first_at`, `last_at` ISO 8601.
-The centre (lat/lon) is the mean of the points' latitudes and longitudes: the area's CRS cannot be inverted
-without pyproj, and at 150 km the mean of degrees is within a few hundred metres of the true centroid.
-Geometry uses a local tangent plane from lat/lon (true north); distances while streaming use x_m/y_m.
+The geometry is measured over all the episode's points when it is recognised and each time a lap is
+completed, when the aircraft is known to be back on its track; the last snapshot (the aircraft left, or
+the sortie ended) keeps that geometry and updates only `laps` and `last_at`, so the line of an aircraft
+leaving does not stretch the legs. The centre (lat/lon) is the mean of the points' latitudes and
+longitudes: the area's CRS cannot be inverted without pyproj, and at 150 km the mean of degrees is within
+a few hundred metres of the true centroid. Geometry uses a local tangent plane from lat/lon (true
+north); distances while streaming use x_m/y_m.
 
 A Happening comes when the orbit is recognised, again (same n) each time `laps` passes a whole number,
 when the episode ends, and from `finish()` for an episode still open. Pure and deterministic: the same
@@ -71,7 +73,6 @@ ORBIT_RADIUS_M = 110_000.0
 EXIT_MARGIN_M = 15_000.0
 MAX_HEADING_GAP_S = 90.0
 MIN_MOVE_M = 50.0
-TURN_END_TOL_DEG = 10.0
 EARTH_RADIUS_M = 6_371_008.8
 _EPS_DEG = 1e-6  # a sum of wrapped differences lands a hair under 720 or 1080 where it should be exact
 
@@ -185,7 +186,7 @@ class OrbitDetector:
         track = self._tracks.pop(sortie_id, None)
         if track is None or track.episode is None:
             return []
-        return [_snapshot(sortie_id, track.episode)]
+        return [_snapshot(sortie_id, track.episode, measure=False)]
 
     def _detect(self, sortie_id: str, track: _Track) -> list[Happening]:
         window = _detection_window(track.window)
@@ -198,7 +199,7 @@ class OrbitDetector:
         episode.best_turn_deg = episode.progress_deg(last)
         episode.whole_laps = _whole_laps(episode.best_turn_deg)
         track.episode = episode
-        return [_snapshot(sortie_id, episode)]
+        return [_snapshot(sortie_id, episode, measure=True)]
 
     def _continue(self, sortie_id: str, track: _Track, p: _Point) -> list[Happening]:
         episode = track.episode
@@ -207,7 +208,7 @@ class OrbitDetector:
         if left or track.window.turned_deg() < REARM_TURN_DEG:
             track.episode = None
             track.window = _Window(p)  # re-arm: nothing before the end counts toward the next orbit
-            return [_snapshot(sortie_id, episode)]
+            return [_snapshot(sortie_id, episode, measure=False)]
         episode.points.append(p)
         progress = episode.progress_deg(p)
         if progress <= episode.best_turn_deg:
@@ -216,7 +217,7 @@ class OrbitDetector:
         if _whole_laps(progress) <= episode.whole_laps:
             return []
         episode.whole_laps = _whole_laps(progress)
-        return [_snapshot(sortie_id, episode)]
+        return [_snapshot(sortie_id, episode, measure=True)]
 
 
 def _advance(track: _Track, point: TrackPoint) -> _Point:
@@ -270,14 +271,6 @@ def _detection_window(window: _Window) -> list[_Point] | None:
     return tail
 
 
-def _geometry_points(episode: _Episode) -> list[_Point]:
-    """The episode's points up to where its turning first came within TURN_END_TOL_DEG of its best."""
-    for i, q in enumerate(episode.points):
-        if episode.progress_deg(q) >= episode.best_turn_deg - TURN_END_TOL_DEG:
-            return episode.points[: i + 1]
-    return episode.points
-
-
 def _shape(points: list[_Point]) -> _Shape:
     """Centre, size and principal axis; the axis in a local tangent plane (metres east, north) from lat/lon."""
     count = len(points)
@@ -303,11 +296,12 @@ def _shape(points: list[_Point]) -> _Shape:
     return _Shape(lat0, lon0, x0, y0, size_m, leg_m / 1000.0, bearing, radius_m / 1000.0)
 
 
-def _snapshot(sortie_id: str, episode: _Episode) -> Happening:
-    """The episode as it stands; also remembers its shape (centre and size) for the exit test."""
-    geometry = _geometry_points(episode)
-    shape = _shape(geometry)
-    episode.shape = shape
+def _snapshot(sortie_id: str, episode: _Episode, measure: bool) -> Happening:
+    """The episode as it stands. With `measure` (the aircraft has just completed a lap), its shape is
+    measured over all its points and kept for the exit test; otherwise the last measured one is reported."""
+    if measure or episode.shape is None:
+        episode.shape = _shape(episode.points)
+    shape = episode.shape
     orientation = round(shape.orientation_deg, 1)
     return Happening(
         kind=KIND,
