@@ -6,7 +6,7 @@ There is one snapshot every 60 s from 2026-11-20T21:30Z to 2026-11-21T04:30Z. Ai
 the readsb field names, units and number formats of feeds.md §6.3.
 
 Nothing here was recorded. The flights are made up: a USAF RC-135W (TORA23, hex ae01d2) flies from
-Kadena to a racetrack over the Yellow Sea, crosses the peninsula and returns; a ROK Navy P-8 patrols
+Kadena to three laps of a racetrack over the Yellow Sea, crosses the peninsula and returns; a ROK Navy P-8 patrols
 the East Sea; a US Navy P-8 orbits outside the Korean box; a few airliners, a C-17 on the ground at
 Osan, a TIS-B track and a Mode S-only target fill in the picture. See config/demo/README.md.
 
@@ -242,9 +242,10 @@ class FlightPlan:
 
 
 def tora23_plan() -> FlightPlan:
-    """USAF RC-135W 62-4125: Kadena -> Yellow Sea racetrack -> across the peninsula -> Kadena."""
+    """USAF RC-135W 62-4125: Kadena -> three laps of a Yellow Sea racetrack -> across the peninsula -> Kadena."""
     outbound = [KADENA, (27.3, 127.3), (29.5, 126.3), (33.0, 124.9), (35.6, 124.55)]
-    orbit = racetrack((36.3, 124.6), (37.6, 124.9), turn_radius_nm=6.0, laps=6)
+    # Three laps of a left-hand racetrack with ~110 km legs (59.6 nm), as RC-135s fly over the Yellow Sea.
+    orbit = racetrack((36.4, 124.6), (37.38, 124.8), turn_radius_nm=6.0, laps=3)
     crossing = [(37.72, 125.12), (37.5, 125.5), (37.05, 126.1), (37.0, 126.6), (37.0, 129.3), (37.2, 130.0)]
     inbound = [(36.9, 130.25), (36.4, 130.3), (34.8, 129.85), (32.0, 128.6), (27.2, 127.9), KADENA]
     return FlightPlan(

@@ -79,7 +79,7 @@ def test_sightings_are_the_cli_json(api: ApiServer, demo_config: Path, capsys: p
     expected = cli_json(
         capsys, "sightings", "62-4125", "--config", str(demo_config), "--format", "json", "--limit", "0"
     )
-    assert len(expected) == 272
+    assert len(expected) == 170
     for tail in ("62-4125", "ae01d2", "AE01D2", " 62-4125 "):
         r = get(api, f"/api/sightings/{quote(tail)}")
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -105,10 +105,10 @@ def test_a_large_answer_is_paged(api: ApiServer) -> None:
         cursor = body["next"]
         if cursor is None:
             break
-    assert [len(p) for p in pages] == [100, 100, 72]
+    assert [len(p) for p in pages] == [100, 70]
     assert [row for page in pages for row in page] == whole
     # a page that ends exactly at the last row says so
-    assert get(api, "/api/sightings/62-4125", limit=272).json()["next"] is None
+    assert get(api, "/api/sightings/62-4125", limit=170).json()["next"] is None
 
 
 def test_paging_keeps_the_filters(api: ApiServer) -> None:
@@ -151,7 +151,7 @@ def test_one_sortie_and_its_track(api: ApiServer) -> None:
     assert doc["type"] == "FeatureCollection"
     line = doc["features"][0]
     assert line["id"] == TORA23 and line["properties"]["sortie_id"] == TORA23
-    assert line["geometry"]["type"] == "LineString" and len(line["geometry"]["coordinates"]) == 272
+    assert line["geometry"]["type"] == "LineString" and len(line["geometry"]["coordinates"]) == 170
     sightings = get(api, "/api/sightings/62-4125").json()["items"]
     first = sightings[0]
     assert line["geometry"]["coordinates"][0] == [first["lon"], first["lat"], round(first["alt_baro_ft"] * 0.3048, 2)]
@@ -247,8 +247,8 @@ def test_sql_metacharacters_never_reach_sql(api: ApiServer, demo_config: Path, p
         assert r.status_code in (200, 400, 404), (r.url, r.status_code, r.text)
         assert r.headers["content-type"] == "application/json"
         if r.status_code == 200:
-            assert len(r.json()["items"]) <= 272
-    assert count(demo_config, "sightings") == sightings == 446
+            assert len(r.json()["items"]) <= 170
+    assert count(demo_config, "sightings") == sightings == 344
     assert count(demo_config, "sorties") == sorties == 2
 
 

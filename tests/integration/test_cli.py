@@ -37,7 +37,7 @@ def replayed(write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["replay", "--config", str(config), str(DEMO)]) == 0
     assert (
         capsys.readouterr().out.strip()
-        == f"{DEMO}: 421 responses, 1151 aircraft, 446 watched in area, 446 new, 0 unreadable"
+        == f"{DEMO}: 421 responses, 1066 aircraft, 344 watched in area, 344 new, 0 unreadable"
     )
     return config
 
@@ -50,17 +50,17 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_replay_twice_stores_nothing_new(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "replay", "--config", str(replayed), "--feed", "again", str(DEMO))
-    assert code == 0 and "446 watched in area, 0 new" in out
+    assert code == 0 and "344 watched in area, 0 new" in out
 
 
 def test_sightings_json_has_every_field_oldest_first(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--format", "json", "--limit", "0")
     assert code == 0
     rows = json.loads(out)
-    assert len(rows) == 272
+    assert len(rows) == 170
     assert list(rows[0]) == FIELDS
     # position times: the snapshot's `now` minus `seen_pos` (the synthetic feed varies it 0.1-8 s)
-    assert rows[0]["time"] == "2026-11-20T22:55:58Z" and rows[-1]["time"] == "2026-11-21T03:36:56Z"
+    assert rows[0]["time"] == "2026-11-20T22:55:58Z" and rows[-1]["time"] == "2026-11-21T01:54:56Z"
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
     assert {r["hex"] for r in rows} == {"ae01d2"} and {r["callsign"] for r in rows} == {"TORA23"}
     assert all(r["time"].endswith("Z") for r in rows)
@@ -74,7 +74,7 @@ def test_tail_is_case_insensitive_and_hex_works(replayed: Path, capsys: pytest.C
         for tail in ("62-4125", "AE01D2", "ae01d2")
     ]
     assert outs[0] == outs[1] == outs[2]
-    assert len(json.loads(outs[0])) == 272
+    assert len(json.loads(outs[0])) == 170
 
 
 def test_sightings_csv_and_table(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,7 +82,7 @@ def test_sightings_csv_and_table(replayed: Path, capsys: pytest.CaptureFixture[s
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 5 and list(rows[0]) == FIELDS
-    assert rows[-1]["time"] == "2026-11-21T03:36:56Z"
+    assert rows[-1]["time"] == "2026-11-21T01:54:56Z"
 
     code, out, _ = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--limit", "3")
     lines = out.splitlines()
@@ -102,7 +102,7 @@ def test_sightings_csv_and_table(replayed: Path, capsys: pytest.CaptureFixture[s
         "source",
         "feed",
     ]
-    assert lines[-1].startswith("2026-11-21T03:36:56Z  ae01d2  62-4125")
+    assert lines[-1].startswith("2026-11-21T01:54:56Z  ae01d2  62-4125")
 
 
 def test_since_until_accept_iso_and_durations(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,11 +221,11 @@ def test_replay_finds_the_demo_sorties_at_the_recorded_times(
     assert (tora["sortie_id"], tora["registration"], tora["type"]) == ("ae01d2-20261120T225558Z", "62-4125", "R135")
     assert (tora["start"], tora["end"], tora["end_reason"]) == (
         "2026-11-20T22:55:58.702Z",
-        "2026-11-21T03:36:56.271Z",
+        "2026-11-21T01:54:56.345Z",
         "left_area",
     )
-    assert tora["callsigns"] == ["TORA23"] and tora["max_alt_baro_ft"] == 31000 and tora["sightings"] == 272
-    assert tora["duration_s"] == 16857 and tora["previous_sortie_end"] is None
+    assert tora["callsigns"] == ["TORA23"] and tora["max_alt_baro_ft"] == 31000 and tora["sightings"] == 170
+    assert tora["duration_s"] == 10737 and tora["previous_sortie_end"] is None
     assert (p8["registration"], p8["end_reason"], p8["callsigns"]) == ("230921", "landed", ["ROKN621"])
 
 
@@ -252,7 +252,7 @@ def test_sorties_filters_and_formats(replayed: Path, capsys: pytest.CaptureFixtu
         "to",
         "events",
     ]
-    assert lines[1].split()[-7:-3] == ["left_area", "4h40m", "31000", "272"]
+    assert lines[1].split()[-7:-3] == ["left_area", "2h58m", "31000", "170"]
     code, out, err = run(capsys, "sorties", "--open", "--config", str(replayed))
     assert code == 0 and out == "" and "no sorties" in err
     code, out, _ = run(

@@ -90,8 +90,8 @@ def test_run_loads_the_on_start_replay_once(
         daemon.wait_for(lambda d=daemon: "replayed" in d.output())  # type: ignore[misc]
         assert daemon.stop()[0] == 0
         stored = daemon.query("SELECT count(*) FROM sightings WHERE hex = 'ae01d2'")
-        assert stored == 272  # every in-area TORA23 position of the synthetic sortie, once
-        expected = "446 new sightings" if attempt == 0 else "0 new sightings"
+        assert stored == 170  # every in-area TORA23 position of the synthetic sortie, once
+        expected = "344 new sightings" if attempt == 0 else "0 new sightings"
         assert expected in daemon.output()
 
 

@@ -46,7 +46,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[
         track = store.track(found)
     finally:
         store.close()
-    assert len(track) == 272
+    assert len(track) == 170
     yield config, track
 
 
@@ -65,16 +65,16 @@ def test_geojson_is_rfc7946_and_matches_the_database(
     assert code == 0 and err == ""
     doc = validate_geojson(out)
     line, *points = doc["features"]
-    assert line["geometry"]["type"] == "LineString" and len(line["geometry"]["coordinates"]) == 272
+    assert line["geometry"]["type"] == "LineString" and len(line["geometry"]["coordinates"]) == 170
     props = line["properties"]
     assert (props["sortie_id"], props["registration"], props["type"], props["callsigns"]) == (
         TORA, "62-4125", "R135", ["TORA23"],
     )  # fmt: skip
     assert (props["start"], props["end"], props["end_reason"]) == (
-        "2026-11-20T22:55:58.702Z", "2026-11-21T03:36:56.271Z", "left_area",
+        "2026-11-20T22:55:58.702Z", "2026-11-21T01:54:56.345Z", "left_area",
     )  # fmt: skip
     assert props["max_alt_baro_ft"] == 31000 and props["max_alt_m"] == 9448.8
-    assert len(points) == 272
+    assert len(points) == 170
     assert [(p["properties"]["time"], p["geometry"]["coordinates"][:2]) for p in points] == [
         (r["time"], [r["lon"], r["lat"]]) for r in track
     ]
@@ -96,12 +96,12 @@ def test_kml_and_gpx_read_back(demo: tuple[Path, list[dict[str, Any]]], capsys: 
     marks = folder.findall(f"{KML}Placemark")
     assert [m.findtext(f"{KML}name") for m in marks] == [TORA, "start", "end (left_area)"]
     coordinates = (marks[0].findtext(f"{KML}LineString/{KML}coordinates") or "").split()
-    assert len(coordinates) == 272
+    assert len(coordinates) == 170
     assert coordinates[0] == f"{first['lon']},{first['lat']},9448.8"
     assert coordinates[-1] == f"{last['lon']},{last['lat']},9448.8"
     assert marks[0].findtext(f"{KML}LineString/{KML}extrude") == "1"
     assert marks[1].findtext(f"{KML}TimeStamp/{KML}when") == "2026-11-20T22:55:58.702Z"
-    assert marks[2].findtext(f"{KML}TimeStamp/{KML}when") == "2026-11-21T03:36:56.271Z"
+    assert marks[2].findtext(f"{KML}TimeStamp/{KML}when") == "2026-11-21T01:54:56.345Z"
     assert marks[2].findtext(f"{KML}Point/{KML}coordinates") == f"{last['lon']},{last['lat']},9448.8"
 
     code, out, _ = run(capsys, "export", TORA, "--config", str(config), "--format", "gpx")
@@ -110,7 +110,7 @@ def test_kml_and_gpx_read_back(demo: tuple[Path, list[dict[str, Any]]], capsys: 
     assert len(trks) == 1 and trks[0].findtext(f"{GPX}name") == TORA
     assert trks[0].findtext(f"{GPX}desc") == "62-4125 / R135 / TORA23"
     points = trks[0].findall(f"{GPX}trkseg/{GPX}trkpt")
-    assert len(points) == 272
+    assert len(points) == 170
     for point, r in ((points[0], first), (points[-1], last)):
         assert (float(point.get("lat", "nan")), float(point.get("lon", "nan"))) == (r["lat"], r["lon"])
         assert point.findtext(f"{GPX}time") == r["time"] and point.findtext(f"{GPX}ele") == "9448.8"
@@ -123,7 +123,7 @@ def test_csv_and_output_file(
     config, track = demo
     code, out, _ = run(capsys, "export", TORA, "--config", str(config), "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and len(rows) == 272
+    assert code == 0 and len(rows) == 170
     assert list(rows[0]) == ["sortie_id", *track[0]]
     assert {r["sortie_id"] for r in rows} == {TORA}
     assert [(r["time"], float(r["lat"]), float(r["lon"])) for r in rows] == [
@@ -133,8 +133,8 @@ def test_csv_and_output_file(
     target = tmp_path / "tora.gpx"
     target.write_text("old")
     code, out, _ = run(capsys, "export", TORA, "--config", str(config), "--format", "gpx", "-o", str(target))
-    assert code == 0 and out == f"{target}: gpx, 1 sorties, 272 sightings\n"
-    assert len(ET.parse(target).getroot().findall(f"{GPX}trk/{GPX}trkseg/{GPX}trkpt")) == 272
+    assert code == 0 and out == f"{target}: gpx, 1 sorties, 170 sightings\n"
+    assert len(ET.parse(target).getroot().findall(f"{GPX}trk/{GPX}trkseg/{GPX}trkpt")) == 170
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tora.gpx"]  # no temporary file left behind
     code, _, err = run(capsys, "export", TORA, "--config", str(config), "-o", str(tmp_path / "no" / "x.json"))
     assert code == 1 and "cannot write" in err

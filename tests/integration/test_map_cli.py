@@ -60,7 +60,7 @@ def share_near(pixels: np.ndarray, colour: tuple[float, float, float], tolerance
 def test_tora23_sortie_as_png(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "tora23.png"
     code, out, err = run(capsys, "map", TORA, "--config", str(config), "-o", str(target))
-    assert (code, err) == (0, "") and out == f"{target}: png, 1 sorties, 272 sightings\n"
+    assert (code, err) == (0, "") and out == f"{target}: png, 1 sorties, 170 sightings\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tora23.png"]  # no temporary file left behind
     pixels = rgb(target)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
@@ -75,11 +75,11 @@ def test_tora23_sortie_as_png(config: Path, tmp_path: Path, capsys: pytest.Captu
 def test_svg_and_suffix_case(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "tora23.SVG"
     code, out, _ = run(capsys, "map", TORA.upper(), "--config", str(config), "-o", str(target))
-    assert code == 0 and out == f"{target}: svg, 1 sorties, 272 sightings\n"
+    assert code == 0 and out == f"{target}: svg, 1 sorties, 170 sightings\n"
     text = " ".join(ET.parse(target).getroot().itertext())
     assert "62-4125 · R135 · TORA23" in text
-    assert "2026-11-20 22:55:58 \N{EN DASH} 2026-11-21 03:36:56 UTC · 4 h 40 min · ended: left area" in text
-    assert f"sortie {TORA} · 272 sightings · max 31,000 ft" in text
+    assert "2026-11-20 22:55:58 \N{EN DASH} 2026-11-21 01:54:56 UTC · 2 h 58 min · ended: left area" in text
+    assert f"sortie {TORA} · 170 sightings · max 31,000 ft" in text
 
 
 def test_tail_since(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

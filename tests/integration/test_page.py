@@ -162,7 +162,7 @@ def test_page_shows_the_sorties_and_the_selected_track(server: ApiServer, tmp_pa
     assert [tr.attrs["data-id"] for tr in sorties.one("tbody").all("tr")] == [ROKN621, TORA23]
     assert sorties.rows() == [
         ["230921", "P8", "ROKN621", "2026-11-20 23:40:56", "2026-11-21 02:24:52", "landed", "2 h 44 min", "24,000 ft"],
-        ["62-4125", "R135", "TORA23", "2026-11-20 22:55:58", "2026-11-21 03:36:56", "left_area", "4 h 41 min",
+        ["62-4125", "R135", "TORA23", "2026-11-20 22:55:58", "2026-11-21 01:54:56", "left_area", "2 h 59 min",
          "31,000 ft"],
     ]  # fmt: skip
     assert [tr.attrs["data-id"] for tr in sorties.all("tr", class_="selected")] == [TORA23]
@@ -171,18 +171,18 @@ def test_page_shows_the_sorties_and_the_selected_track(server: ApiServer, tmp_pa
     assert "62-4125" in dom.one(id="title").text and "TORA23" in dom.one(id="title").text
     facts = {div.one("dt").text: div.one("dd").text for div in dom.one(id="facts").all("div")}
     assert (facts["Sortie"], facts["Registration"], facts["Callsigns"], facts["Sightings"]) == (
-        TORA23, "62-4125", "TORA23", "272",
+        TORA23, "62-4125", "TORA23", "170",
     )  # fmt: skip
 
-    # The track: one polyline of 272 points inside the view box, 271 segments coloured by altitude,
+    # The track: one polyline of 170 points inside the view box, 169 segments coloured by altitude,
     # start and end marked, the area's box drawn.
     svg = dom.one("svg", id="track")
     assert svg.attrs["viewbox"] == "0 0 640 520"
     points = [tuple(map(float, p.split(","))) for p in svg.one("polyline", id="track-line").attrs["points"].split()]
-    assert len(points) == 272
+    assert len(points) == 170
     assert all(0 <= x <= 640 and 0 <= y <= 520 for x, y in points)
     segments = svg.one("g", class_="track").all("line")
-    assert len(segments) == 271 and all(s.attrs["stroke"].startswith("hsl(") for s in segments)
+    assert len(segments) == 169 and all(s.attrs["stroke"].startswith("hsl(") for s in segments)
     start, end = svg.one("circle", class_="start"), svg.one("rect", class_="end")
     assert (float(start.attrs["cx"]), float(start.attrs["cy"])) == points[0]
     assert (float(end.attrs["x"]) + 8, float(end.attrs["y"]) + 8) == pytest.approx(points[-1], abs=0.11)
@@ -192,7 +192,7 @@ def test_page_shows_the_sorties_and_the_selected_track(server: ApiServer, tmp_pa
     features = requests.get(f"{server.url}/api/sorties/{TORA23}/track.geojson", timeout=10).json()["features"]
     sightings = [f for f in features if f["properties"]["kind"] == "sighting"]
     rows = dom.one("table", id="sightings").rows()
-    assert len(rows) == 272 == len(sightings)
+    assert len(rows) == 170 == len(sightings)
     assert [r[0] for r in rows] == [f["properties"]["time"].replace("T", " ").rstrip("Z") for f in sightings]
     assert rows[0] == ["2026-11-20 22:55:58", "33.0752", "124.8899", "31,000 ft", "405 kt", "354°"]
     lon, lat = sightings[-1]["geometry"]["coordinates"][:2]
