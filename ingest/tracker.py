@@ -16,6 +16,7 @@ track: the same track gives the same episodes with the same ids, which the outbo
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -25,10 +26,13 @@ from typing import Any
 
 from ingest.alerts.messages import alert, happening_alert
 from ingest.config import Settings
+from ingest.detect.airports import Airports
 from ingest.detect.base import Detector, Happening, TrackPoint
 from ingest.detect.coverage import ALL, Coverage, aircraft_scopes, feed_scopes
+from ingest.detect.emergencies import EmergencyDetector
+from ingest.detect.orbits import OrbitDetector
 from ingest.detect.sorties import Locate, SortieDetector, Update
-from ingest.models import Alert, Sighting, Sortie, SortieEvent
+from ingest.models import Alert, Place, Sighting, Sortie, SortieEvent
 from ingest.pipeline import PollOutcome
 from ingest.store import Store, Tracking
 from ingest.timeutil import from_epoch, iso_z
@@ -46,8 +50,24 @@ REPLAY_BOUND_S = 120.0
 DetectorFactory = Callable[[], Sequence[Detector]]
 
 
+def default_detectors() -> Sequence[Detector]:
+    """What every sortie is watched for: orbits (detect/orbits.py) and emergencies (detect/emergencies.py)."""
+    return (OrbitDetector(), EmergencyDetector())
+
+
 def no_detectors() -> Sequence[Detector]:
     return ()
+
+
+@functools.cache
+def _airports() -> Airports:
+    return Airports.bundled()
+
+
+def locate_airport(lat_deg: float, lon_deg: float) -> Place | None:
+    """The bundled airport within 5 km of a takeoff or landing (detect/airports.py), by ICAO code."""
+    airport = _airports().nearest(lat_deg, lon_deg)
+    return None if airport is None else Place(airport.icao or airport.ident, airport.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +111,8 @@ class Tracker:
         on_alerts: Callable[[], object] = lambda: None,
         *,
         watchlist: Watchlist | None = None,
-        detectors: DetectorFactory = no_detectors,
-        locate: Locate | None = None,
+        detectors: DetectorFactory = default_detectors,
+        locate: Locate | None = locate_airport,
         alerts: bool | None = None,
     ) -> None:
         self.on_alerts = on_alerts  # called after alerts were committed to the outbox
@@ -126,6 +146,7 @@ class Tracker:
             self.coverage.poll_succeeded(feed, cover.scopes, at, cover.bound_s)
         self._detectors = list(self._make_detectors())
         self._fed: dict[str, int] = {}  # sortie_id -> the last position second fed to the detectors
+        self._announced: set[str] = set()  # event ids of the open sorties' happenings already logged
         for sortie in open_sorties:
             self._replay_track(store, sortie)
 
@@ -147,7 +168,7 @@ class Tracker:
             return
         for row in store.track(sortie):
             if not row["on_ground"]:
-                self._feed_point(sortie.sortie_id, _row_point(row))
+                self._announced.update(h.event_id for h in self._feed_point(sortie.sortie_id, _row_point(row)))
 
     # -- polls and checks ---------------------------------------------------------------------------
 
@@ -252,8 +273,16 @@ class Tracker:
 
     def _done(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> None:
         _log_events(update.events)
-        for sortie, h in found:
-            log.debug("sortie %s: %s %d (%s)", sortie.sortie_id, h.kind, h.n, dict(h.details))
+        for sortie, h in found:  # one line per episode: its later snapshots (an orbit's laps) are not news
+            if h.event_id not in self._announced:
+                self._announced.add(h.event_id)
+                log.info(
+                    "sortie %s: %s %d at %.3f, %.3f since %s (%s)", sortie.sortie_id, h.kind, h.n, h.lat_deg,
+                    h.lon_deg, iso_z(h.started_at), ", ".join(f"{k} {v}" for k, v in h.details.items()),
+                )  # fmt: skip
+        ended = {f"{s.sortie_id}/" for s in update.changed if not s.is_open}
+        if ended:
+            self._announced = {e for e in self._announced if not e.startswith(tuple(ended))}
         if self.alerts and (update.events or found):
             self.on_alerts()
         if update.changed:
