@@ -144,14 +144,17 @@ def test_takeoff_at_osan_and_landing_at_kunsan(
     sky.put("ae01d2", (37.12, 127.03), alt=1500)
     (start,) = wait_alerts(listener, START, 1)
     assert start["alt_baro_ft"] == 1500
+    assert start["took_off_from"] == {"code": "RKSO", "name": "Osan Air Base"}
     sky.put("ae01d2", (36.5, 126.8), alt=12000)
     time.sleep(0.8)
     sky.put("ae01d2", KUNSAN, alt="ground")
     (end,) = wait_alerts(listener, END, 1, timeout_s=GAP_S - 0.5)  # at once, not after the gap
     assert end["end_reason"] == "landed" and (end["lat"], end["lon"]) == (36.5, 126.8)  # last airborne fix
     assert end["max_alt_baro_ft"] == 12000
+    assert end["landed_at"] == {"code": "RKJK", "name": "Gunsan Airport / Gunsan Air Base"}  # Kunsan AB
     (row,) = sorties_json(config, capsys, "62-4125")
     assert row["end_reason"] == "landed" and row["end"] == end["time"]
+    assert (row["took_off_from"]["code"], row["landed_at"]["code"]) == ("RKSO", "RKJK")
 
 
 def test_a_long_gap_makes_two_sorties_and_a_callsign_change_does_not(

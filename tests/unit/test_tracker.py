@@ -3,7 +3,7 @@ failed (or could not be written) never counts as the aircraft's silence. A real 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +122,37 @@ def test_blind_for_max_blind_s_ends_no_coverage(app: App, tmp_path: Path) -> Non
     assert tracker.check(store, at(95 + 590)) == ()
     (event,) = tracker.check(store, at(95 + 601))
     assert (event.kind, event.sortie.end_reason, event.sortie.end_at) == ("end", "no_coverage", at(95))
+
+
+DEMO = Path(__file__).parents[2] / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
+
+
+@pytest.mark.parametrize("split", ["00:00:00", "00:20:00"], ids=["before the orbit is recognised", "after"])
+def test_a_restart_in_the_middle_of_an_orbit_neither_loses_nor_repeats_it(
+    split: str, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    from ingest.pipeline import replay_file
+
+    config = write_config([], mqtt={"enabled": True})
+    app = build_app(load(config, environ={}))
+    cut = datetime.fromisoformat(f"2026-11-21T{split}Z")
+    store = Store(tmp_path / "t.db")
+    tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+    restarted = False
+    for out in replay_file(DEMO, "replay", app.selector, lambda: datetime.now(UTC)):
+        if out.record.started_at >= cut and not restarted:
+            store.close()  # the daemon stops here and starts again
+            store = Store(tmp_path / "t.db")
+            tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+            restarted = True
+        tracker.save_poll(store, out, out.record.started_at)
+        tracker.check(store, out.record.started_at)
+    orbits = [h.event_id for h in store.happenings([s.sortie_id for s in store.sorties()]) if h.kind == "orbit"]
+    assert orbits == ["ae01d2-20261120T225558Z/orbit/1", "71f00d-20261120T234056Z/orbit/1"]
+    queued = [r[0] for r in store.db.execute("SELECT event_id FROM outbox ORDER BY id").fetchall()]
+    assert sorted(queued) == sorted(
+        ["ae01d2-20261120T225558Z/start", "ae01d2-20261120T225558Z/orbit/1", "ae01d2-20261120T225558Z/end",
+         "71f00d-20261120T234056Z/start", "71f00d-20261120T234056Z/orbit/1", "71f00d-20261120T234056Z/end"]
+    )  # fmt: skip
+    (tora,) = store.happenings(["ae01d2-20261120T225558Z"])
+    assert tora.details["laps"] == 3.0  # the last snapshot, kept across the restart
