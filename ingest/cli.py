@@ -27,6 +27,7 @@ from ingest import __version__
 from ingest.api import ApiServer, serve
 from ingest.app import App, build_app
 from ingest.config import Settings, describe, load
+from ingest.detect.base import Happening
 from ingest.errors import ConfigError, FeedError, IngestError
 from ingest.export import FORMATS, render, sortie_id
 from ingest.feeds.base import StreamFeed
@@ -427,7 +428,7 @@ def _print_sorties(rows: list[dict[str, Any]], fmt: str) -> None:
 Tracks = list[tuple[Sortie, list[dict[str, Any]]]]
 
 
-def _tracks(args: argparse.Namespace) -> tuple[App, Tracks, str] | int:
+def _tracks(args: argparse.Namespace) -> tuple[App, Tracks, str, list[Happening]] | int:
     """The sorties that `export` and `map` were asked for (a sortie id, or a TAIL with --since), each with its
     track, and a subject line; or the exit code after a message (2 misuse, 1 unknown sortie or tail)."""
     wanted = sortie_id(args.target)
@@ -452,7 +453,8 @@ def _tracks(args: argparse.Namespace) -> tuple[App, Tracks, str] | int:
             sorties, subject = store.sorties([key], args.since), f"{key} since {iso_z(args.since)}"
             if not sorties:
                 print(f"no sorties of {args.target} since {iso_z(args.since)}", file=sys.stderr)
-        return app, [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")], subject
+        tracks = [(s, store.track(s)) for s in progress(sorties, "tracks", "sortie")]
+        return app, tracks, subject, store.happenings([s.sortie_id for s in sorties])
     finally:
         store.close()
 
@@ -472,7 +474,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     selected = _tracks(args)
     if isinstance(selected, int):
         return selected
-    _, tracks, _ = selected
+    _, tracks, _, _ = selected
     text = render(args.format, tracks, SIGHTING_FIELDS)
     if args.output is None:
         sys.stdout.write(text)
@@ -491,8 +493,9 @@ def cmd_map(args: argparse.Namespace) -> int:
     selected = _tracks(args)
     if isinstance(selected, int):
         return selected
-    app, tracks, subject = selected
-    return _write_output(args.output, render_map(tracks, app.area, app.projector, fmt, subject=subject), fmt, tracks)
+    app, tracks, subject, happenings = selected
+    picture = render_map(tracks, app.area, app.projector, fmt, subject=subject, happenings=happenings)
+    return _write_output(args.output, picture, fmt, tracks)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -39,11 +39,12 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import PathPatch
+from matplotlib.patches import Circle, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter
 
 from ingest import __version__
+from ingest.detect.base import Happening
 from ingest.geo import Area, FloatArray, Projector
 from ingest.models import Fix, Sortie
 
@@ -66,6 +67,8 @@ NO_ALTITUDE = "#8c8c8c"
 NO_DATA = "#e2e2e2"  # beyond the bundled coastline
 START = "#2e9e44"
 END = "#c62828"
+ORBIT = "#6a1b9a"  # an orbit's centre and radius
+EMERGENCY = "#ff6f00"
 CMAP = "turbo"
 LABELLED_SORTIES = 6  # more sorties than this: their start and end marks go without times
 TITLE_ITEMS = 6  # registrations, types or callsigns named in the title; more end in "…"
@@ -99,9 +102,16 @@ def land() -> tuple[tuple[tuple[Ring, ...], ...], tuple[float, float, float, flo
 
 
 def render_map(
-    tracks: Sequence[Track], area: Area, projector: Projector, fmt: str, *, subject: str | None = None
+    tracks: Sequence[Track],
+    area: Area,
+    projector: Projector,
+    fmt: str,
+    *,
+    subject: str | None = None,
+    happenings: Sequence[Happening] = (),
 ) -> bytes:
-    """The picture as PNG or SVG bytes. `subject` names what was asked for, shown when there is no track."""
+    """The picture as PNG or SVG bytes. `subject` names what was asked for, shown when there is no track;
+    `happenings` (orbits, emergencies) are marked where they were: an orbit at its centre."""
     if fmt not in MAP_FORMATS:
         raise ValueError(f"unknown map format {fmt!r}; known: {', '.join(MAP_FORMATS)}")
     fig = Figure(figsize=SIZE_IN, dpi=DPI, facecolor="white")
@@ -134,6 +144,10 @@ def render_map(
         _draw_track(ax, x, y, alt, cmap, norm)
         _mark(ax, projector, sortie.first, "start", START, "o", labelled)
         _mark(ax, projector, sortie.last, "end" if sortie.end_reason else "last", END, "s", labelled)
+    shown = {s.sortie_id for s, _ in tracks}
+    marked = [h for h in happenings if h.sortie_id in shown]
+    for h in marked:
+        _mark_happening(ax, projector, h, labelled)
 
     colorbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=bar)
     colorbar.set_label("barometric altitude (ft)", fontsize=9)
@@ -149,6 +163,12 @@ def render_map(
     ]  # fmt: skip
     if any(np.isnan(alt).any() for _, _, alt in tracks_xy):
         handles.append(Line2D([], [], color=NO_ALTITUDE, linewidth=2.5, label="no altitude"))
+    if any(h.kind == "orbit" for h in marked):
+        handles.append(Line2D([], [], color=ORBIT, marker="P", markersize=10, markeredgecolor="white",
+                              linestyle="none", label="orbit centre"))  # fmt: skip
+    if any(h.kind == "emergency" for h in marked):
+        handles.append(Line2D([], [], color=EMERGENCY, marker="^", markersize=10, markeredgecolor="white",
+                              linestyle="none", label="emergency"))  # fmt: skip
     ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9, facecolor="white", edgecolor="#b0b0b0")
 
     _title(fig, tracks, subject)
@@ -365,6 +385,31 @@ def _mark(ax: Axes, projector: Projector, fix: Fix, kind: str, colour: str, mark
         textcoords="offset points", ha="left", va="bottom" if kind == "start" else "top", fontsize=8,
         fontweight="bold", color=colour, zorder=9, bbox=LABEL_BOX,
     )  # fmt: skip
+
+
+def _mark_happening(ax: Axes, projector: Projector, h: Happening, labelled: bool) -> None:
+    """An orbit: a cross at its centre and a dashed circle of its radius; an emergency: a triangle."""
+    x, y = projector.project(np.array([h.lon_deg]), np.array([h.lat_deg]))
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return
+    cx, cy = float(x[0]), float(y[0])
+    if h.kind == "orbit":
+        radius_km = h.details.get("radius_km")
+        if isinstance(radius_km, int | float) and radius_km > 0:
+            ring = Circle((cx, cy), radius_km * 1000.0, fill=False, edgecolor=ORBIT, linewidth=1.2,
+                          linestyle=(0, (4, 3)), zorder=7)  # fmt: skip
+            ax.add_patch(ring)
+        ax.scatter([cx], [cy], s=140, marker="P", c=ORBIT, edgecolors="white", linewidths=1.2, zorder=9)
+        laps = h.details.get("laps")
+        text = f"orbit {h.n}" + (f", {laps:g} laps" if isinstance(laps, int | float) else "")
+    else:
+        ax.scatter([cx], [cy], s=140, marker="^", c=EMERGENCY, edgecolors="white", linewidths=1.2, zorder=9)
+        text = f"emergency {h.details.get('squawk') or h.details.get('emergency') or ''}".strip()
+    if labelled:
+        ax.annotate(
+            f"{text} {h.detected_at.astimezone(UTC):%H:%M}Z", (cx, cy), xytext=(9, -9), textcoords="offset points",
+            ha="left", va="top", fontsize=8, color=ORBIT if h.kind == "orbit" else EMERGENCY, zorder=9, bbox=LABEL_BOX,
+        )  # fmt: skip
 
 
 # -- title ----------------------------------------------------------------------------------------

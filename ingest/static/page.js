@@ -195,10 +195,13 @@
       ["Callsigns", (s.callsigns || []).join(", ") || "–"],
       ["Start", `${when(s.start)} UTC`],
       ["End", s.end ? `${when(s.end)} UTC` : "open"],
-      ["Reason", s.end_reason || "–"],
+      ["Reason", s.end_reason ? s.end_reason.replace("_", " ") : "–"],
       ["Duration", duration(s.duration_s)],
       ["Max altitude", feet(s.max_alt_baro_ft)],
       ["Sightings", s.sightings],
+      ["Took off from", place(s.took_off_from)],
+      ["Landed at", place(s.landed_at)],
+      ["Events", (s.events || []).map(happening).join("; ") || "–"],
     ];
     const dl = $("facts");
     dl.replaceChildren();
@@ -207,8 +210,22 @@
       pair.append(el("dt", k), el("dd", v));
       dl.appendChild(pair);
     }
-    drawMap(points);
+    drawMap(points, s.events || []);
     fillSightings(points);
+  }
+
+  function place(p) {
+    return p ? `${p.name} (${p.code})` : "–";
+  }
+
+  function happening(e) {
+    const d = e.details || {};
+    if (e.kind === "orbit") {
+      const laps = Number.isFinite(d.laps) ? `${d.laps} laps` : "";
+      const leg = Number.isFinite(d.leg_km) ? `legs ~${Math.round(d.leg_km)} km` : "";
+      return [`orbit ${e.n} from ${when(e.started)} UTC`, laps, leg].filter(Boolean).join(", ");
+    }
+    return `${e.kind} ${e.n} at ${when(e.detected)} UTC${d.squawk ? ` (squawk ${d.squawk})` : ""}`;
   }
 
   function fillSightings(points) {
@@ -236,7 +253,7 @@
     return 45;
   }
 
-  function drawMap(points) {
+  function drawMap(points, events) {
     const map = $("track");
     map.replaceChildren();
     map.setAttribute("viewBox", `0 0 ${MAP_W} ${MAP_H}`);
@@ -336,6 +353,18 @@
     map.appendChild(svg("text", { class: "marker-label", x: left ? sx - 12 : sx + 12, y: sy + 4, "text-anchor": left ? "end" : "start" }, "start"));
     const right = ex < MAP_W - 40;
     map.appendChild(svg("text", { class: "marker-label", x: right ? ex + 13 : ex - 13, y: ey + 4, "text-anchor": right ? "start" : "end" }, "end"));
+    for (const e of events) {
+      if (!Number.isFinite(e.lat) || !Number.isFinite(e.lon)) continue;
+      let lon = e.lon;
+      while (lon - cx > 180) lon -= 360;
+      while (lon - cx < -180) lon += 360;
+      const [x, y] = [X(lon), Y(e.lat)];
+      const mark = svg("g", { class: `event ${e.kind}`, "data-event": e.event_id });
+      const radius = e.details && Number.isFinite(e.details.radius_km) ? (e.details.radius_km / 111.2) * scale : 0;
+      if (e.kind === "orbit" && radius > 0) mark.appendChild(svg("circle", { class: "ring", cx: x.toFixed(1), cy: y.toFixed(1), r: radius.toFixed(1) }));
+      mark.appendChild(svg("path", { d: `M${(x - 7).toFixed(1)},${y.toFixed(1)}h14M${x.toFixed(1)},${(y - 7).toFixed(1)}v14` }));
+      map.appendChild(titled(mark, happening(e)));
+    }
     map.appendChild(svg("circle", { id: "highlight", class: "highlight", cx: -100, cy: -100, r: 9 }));
     drawLegend();
   }

@@ -188,6 +188,12 @@ def test_page_shows_the_sorties_and_the_selected_track(server: ApiServer, tmp_pa
     assert (float(end.attrs["x"]) + 8, float(end.attrs["y"]) + 8) == pytest.approx(points[-1], abs=0.11)
     assert svg.one("rect", class_="area").one("title").text == "Area: Korean Peninsula"
 
+    # What it did: one orbit over the Yellow Sea, its centre marked on the map and named in the facts.
+    assert facts["Reason"] == "left area" and facts["Took off from"] == "\N{EN DASH}"
+    assert facts["Events"].startswith("orbit 1 from 2026-11-20 23:32:58 UTC, 3 laps, legs ~110 km")
+    (orbit,) = svg.all("g", class_="orbit")
+    assert orbit.attrs["data-event"] == f"{TORA23}/orbit/1" and orbit.one("circle", class_="ring")
+
     # The sightings, as the API has them.
     features = requests.get(f"{server.url}/api/sorties/{TORA23}/track.geojson", timeout=10).json()["features"]
     sightings = [f for f in features if f["properties"]["kind"] == "sighting"]
@@ -204,6 +210,8 @@ def test_page_selects_the_latest_sortie_by_default(server: ApiServer, tmp_path: 
     assert dom.one("body").attrs["data-state"] == "ready"
     assert [tr.attrs["data-id"] for tr in dom.one(id="sorties").all("tr", class_="selected")] == [ROKN621]
     assert "ROKN621" in dom.one(id="title").text
+    facts = {div.one("dt").text: div.one("dd").text for div in dom.one(id="facts").all("div")}
+    assert facts["Took off from"] == facts["Landed at"] == "Pohang Airport (G-815/K-3) (RKTH)"
     rows = dom.one("table", id="sightings").rows()
     assert len(rows) == 165
     assert rows[0] == ["2026-11-20 23:40:56", "36.0112", "129.4561", "300 ft", "153 kt", "51°"]

@@ -18,6 +18,7 @@ from matplotlib.path import Path as MplPath
 from PIL import Image
 
 from ingest import mapping
+from ingest.detect.base import Happening
 from ingest.geo import Area, Projector
 from ingest.models import Fix, Sortie
 from ingest.timeutil import iso_z
@@ -204,3 +205,17 @@ def test_many_sorties_keep_the_title_and_marks_short() -> None:
     assert who.endswith(f"TORA{mapping.TITLE_ITEMS - 1:02d}, …") and f"TORA{mapping.TITLE_ITEMS:02d}" not in who
     text = " ".join(ET.fromstring(mapping.render_map(tracks, AREA, PROJECTOR, "svg")).itertext())
     assert "start (UTC)" in text and "start 23:00Z" not in text and "end 23:39Z" not in text
+
+
+def test_an_orbit_is_marked_at_its_centre_and_an_emergency_where_it_was() -> None:
+    orbit = Happening("orbit", SORTIE.sortie_id, 1, SORTIE.start_at, SORTIE.start_at, 37.0, 124.6,
+                      {"laps": 3.0, "radius_km": 60.0})  # fmt: skip
+    emergency = Happening("emergency", SORTIE.sortie_id, 1, SORTIE.start_at, SORTIE.start_at, 36.0, 125.0,
+                          {"squawk": "7700"})  # fmt: skip
+    other = Happening("orbit", "ae01ce-20261120T000000Z", 1, SORTIE.start_at, SORTIE.start_at, 37.0, 124.6, {})
+    data = mapping.render_map([(SORTIE, TRACK)], AREA, PROJECTOR, "svg", happenings=[orbit, emergency, other])
+    texts = [t.text or "" for t in ET.fromstring(data).iter(f"{SVG}text")]
+    assert any(t.startswith("orbit 1, 3 laps") for t in texts)
+    assert any(t.startswith("emergency 7700") for t in texts)
+    assert "orbit centre" in texts and "emergency" in texts  # the legend
+    assert sum(t.startswith("orbit 1") for t in texts) == 1  # another sortie's orbit is not drawn
