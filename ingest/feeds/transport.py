@@ -7,7 +7,8 @@ importer of requests and urllib3.
 - The body is streamed and capped on *decoded* bytes: a 97 KB gzip body can expand to 100 MB
   (reliability-and-performance.md §4, H5).
 - urllib3's Retry handles connection failures only; 429/503 and Retry-After go back to the feed's
-  pacing (policy.py) instead of sleeping inside the job thread (STYLE §2.6).
+  pacing (policy.py) instead of sleeping inside the job thread (STYLE §2.6). Redirects are not followed:
+  a 3xx is a failure that says so.
 - Errors name the feed and the request's safe_url, never the full URL: keyed feeds may carry secrets.
 - OAuth2 client credentials (OpenSky, feeds.md §5.3): a request whose headers carry
   `bearer_token_url` gets `Authorization: Bearer <token>`, from a TokenSource that fetches a
@@ -531,6 +532,8 @@ class Fetcher:
                 self._note_credits(req.feed, resp.headers.get(_REMAINING_HEADER))
                 self._check_status(req, resp)
                 body = self._read_capped(req.feed, req.safe_url, resp)
+                if not body:  # every feed format is a JSON document: an empty 200 is no answer
+                    raise FeedUnavailable(req.feed, req.safe_url, "HTTP 200 with an empty body", 200)
                 return Response(resp.status_code, body, _headers(resp))
 
         return self._within_deadline(req.feed, req.safe_url, send)
@@ -587,6 +590,8 @@ class Fetcher:
             return
         wait, header = _retry_after(resp.headers, datetime.now(UTC))
         reason = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
+        if resp.is_redirect:
+            reason += _redirect_words(resp.headers.get("Location"))
         if wait is not None:
             reason += f", {header} {wait:g} s"
         raise FeedUnavailable(req.feed, req.safe_url, reason, status=resp.status_code, retry_after_s=wait)
@@ -602,6 +607,14 @@ class Fetcher:
             if len(buf) > cap:
                 raise FeedUnavailable(feed, safe_url, f"body over the {cap} byte cap", 200)
         return bytes(buf)
+
+
+def _redirect_words(location: str | None) -> str:
+    """`: redirects are not followed`, with the target's scheme and host (never its path or query, which
+    may carry a key) so the base_url can be fixed."""
+    target = urlsplit(location or "")
+    where = f" (Location: {target.scheme}://{target.netloc.rpartition('@')[2]}/…)" if target.netloc else ""
+    return f": redirects are not followed, set the feed's URL to where it points{where}"
 
 
 def _headers(resp: requests.Response) -> dict[str, str]:
@@ -677,10 +690,14 @@ def _describe(exc: Exception, fs: FeedSettings) -> str:
             total = short.partial + short.expected
             return f"body cut short: the connection closed after {short.partial} of {total} bytes"
         return "body cut short: the connection broke before the end of the body"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "corrupt compressed body (its Content-Encoding could not be decoded)"
     if isinstance(exc, requests.ConnectionError):
         text = str(exc)
         if "ReadTimeoutError" in text or "Read timed out" in text:  # urllib3's, wrapped by the retry layer
             return f"timeout (no answer within the {fs.read_timeout_s:g} s read timeout)"
+        if "BadStatusLine" in text or "LineTooLong" in text:  # http.client's, on bytes that are not HTTP
+            return "not an HTTP answer (unreadable status line or headers)"
         for marker, words in _CONNECTION_CAUSES:
             if marker in text:
                 return f"connection failed: {words}"
