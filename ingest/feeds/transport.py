@@ -28,9 +28,10 @@ whose `ConnectionCls` registers each connection with the call running in the cur
 thread-local, set for the duration of the call; a Fetcher is used by one thread at a time) when it
 connects and when it sends a request, which covers keep-alive reuse. The same hooks refuse a new
 connection or request once the call is cut, clamp a connect attempt to the time left, and end the
-Retry backoff between connect attempts early; what they cannot interrupt is a DNS lookup and a TLS
-handshake in progress (both bounded by the connect timeout clamped to the time left). A connection that
-was shut down reports itself as not connected, so the pool drops it instead of reusing it.
+Retry backoff between connect attempts early. What they cannot cut is a connect attempt in progress (DNS
+lookup, TCP connect, TLS handshake: urllib3 shows us the socket only once it is connected), so abort()
+then waits for that attempt to end, at most the connect timeout; the deadline still holds. A connection
+that was shut down reports itself as not connected, so the pool drops it instead of reusing it.
 """
 
 from __future__ import annotations
@@ -551,23 +552,23 @@ class Fetcher:
         watchdog.daemon = True
         watchdog.name = f"deadline {feed}"
         watchdog.start()
-        _ACTIVE.call = call
+        outer, _ACTIVE.call = _active_call(), call
         try:
             try:
                 response = send()
             finally:
-                _ACTIVE.call = None
+                _ACTIVE.call = outer
                 watchdog.cancel()
                 with self._lock:
                     self._call = None
                 cut = call.finish()
-        except (requests.RequestException, _Cut, FeedUnavailable) as exc:
-            if cut is not None:
+        except Exception as exc:
+            if cut is not None:  # the cut's reason, not the error it made (a reset, a short body, ...)
                 raise FeedUnavailable(feed, url, cut if cut == STOPPED else prefix + cut) from exc
-            if isinstance(exc, FeedUnavailable):
-                raise
-            # The exception text holds the full URL (and so any key in it): only fixed words go out.
-            raise FeedUnavailable(feed, url, prefix + _describe(exc, self.settings)) from exc
+            if isinstance(exc, requests.RequestException | _Cut):
+                # The exception text holds the full URL (and so any key in it): only fixed words go out.
+                raise FeedUnavailable(feed, url, prefix + _describe(exc, self.settings)) from exc
+            raise
         if cut is not None:
             raise FeedUnavailable(feed, url, cut if cut == STOPPED else prefix + cut)
         return response

@@ -242,6 +242,27 @@ def test_abort_cuts_a_token_post(raw_server: StartServer) -> None:
     assert isinstance(errors[0], FeedUnavailable) and errors[0].reason == "stopped"
 
 
+def test_abort_during_a_hanging_connect_waits_for_that_attempt_only() -> None:
+    # urllib3 shows the socket only once connected: abort() cannot cut the attempt in progress, but it
+    # ends when its connect timeout does (1 s here, not 3 attempts and a backoff), never reaching the 31 s
+    # deadline.
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        fillers = fill_accept_queue(port)
+        f = Fetcher(settings(connect_timeout_s=1.0, read_timeout_s=10), "ingest-test/1")
+        url = f"http://127.0.0.1:{port}/v2/hex/ae01d2"
+        try:
+            thread, errors = fetch_in_thread(lambda: f(FeedRequest("drip", url, url)))
+            time.sleep(0.3)
+            took_s = abort_and_time(f, thread)
+        finally:
+            f.close()
+            for s in fillers:
+                s.close()
+    assert took_s < 1.0
+    assert isinstance(errors[0], FeedUnavailable) and errors[0].reason == "stopped"
+
+
 def test_after_abort_every_call_fails_without_network_io(raw_server: StartServer) -> None:
     server = raw_server(answer(OK, keep_alive=True))
     f = Fetcher(settings(client_id="me", client_secret="s3cret"), "ingest-test/1")
