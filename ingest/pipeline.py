@@ -11,7 +11,6 @@ by whoever owns the Store. `replay_file()` pushes recorded responses through the
 
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.errors import FeedError, FeedFormatError, FeedUnavailable, ReplayError
+from ingest.errors import FeedError, FeedFormatError, FeedUnavailable
 from ingest.feeds.base import FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
+from ingest.feeds.recorded import Unreadable, read_replay
 from ingest.feeds.transport import Response
 from ingest.geo import Area, Projector
 from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting
@@ -289,20 +289,6 @@ class FeedJob:
 # -- replay --------------------------------------------------------------------------------------
 
 
-def read_replay(path: Path) -> Iterator[bytes]:
-    """The responses in a replay file: one JSON document, or one per line (.ndjson/.jsonl); gzip ok."""
-    try:
-        raw = path.read_bytes()
-        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ReplayError(str(path), getattr(exc, "strerror", None) or str(exc) or type(exc).__name__) from exc
-    stem = path.name.removesuffix(".gz")
-    if stem.endswith((".ndjson", ".jsonl")):
-        yield from (line for line in data.splitlines() if line.strip())
-    else:
-        yield data
-
-
 Parse = Callable[[bytes, datetime, str], ParseResult]  # (body, received_at, source) -> ParseResult
 
 
@@ -315,6 +301,8 @@ def replay_file(
         started_at = clock()
         source = f"{path}:{number}"
         try:
+            if isinstance(body, Unreadable):
+                raise FeedFormatError(feed_name, source, str(body.error))
             if parse is not None:
                 parsed = parse(body, started_at, source)
             else:

@@ -368,13 +368,6 @@ def _start_alerts(settings: Settings, writer: Writer, clock: Clock) -> tuple[Mqt
     return publisher, relay
 
 
-def _abort(fetcher: Fetcher) -> None:
-    """Cut the fetcher's request in flight (a feed that drips bytes would hold the stop for its deadline)."""
-    abort = getattr(fetcher, "abort", None)
-    if abort is not None:
-        abort()
-
-
 def _final_check(writer: Writer) -> None:
     """After the last poll: end what is due by now, so that its alert goes out before we exit; nothing that
     is not due (our own stop is no silence of the aircraft)."""
@@ -429,7 +422,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         stop.wait()
         log.info("stopping: finishing running polls")
         for fetcher in fetchers:
-            _abort(fetcher)
+            fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
         scheduler.shutdown(wait=True)
     finally:
         sortie_clock.stop()

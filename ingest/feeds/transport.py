@@ -1,12 +1,14 @@
 """Fetching a FeedRequest: HTTP through one requests.Session per feed, or a local file. The only
-importer of requests.
+importer of requests and urllib3.
 
-- Every call has a (connect, read) timeout and a total deadline: requests has no default timeout, and
-  its read timeout is the gap between bytes, not the whole download.
+- Every call has a (connect, read) timeout and a hard total deadline, connect timeout + 3 read timeouts:
+  requests has no default timeout, and its read timeout is the gap between bytes, so a feed that drips
+  one byte at a time never trips it. See "Deadline and abort" below.
 - The body is streamed and capped on *decoded* bytes: a 97 KB gzip body can expand to 100 MB
   (reliability-and-performance.md §4, H5).
 - urllib3's Retry handles connection failures only; 429/503 and Retry-After go back to the feed's
-  pacing (policy.py) instead of sleeping inside the job thread (STYLE §2.6).
+  pacing (policy.py) instead of sleeping inside the job thread (STYLE §2.6). Redirects are not followed:
+  a 3xx is a failure that says so.
 - Errors name the feed and the request's safe_url, never the full URL: keyed feeds may carry secrets.
 - OAuth2 client credentials (OpenSky, feeds.md §5.3): a request whose headers carry
   `bearer_token_url` gets `Authorization: Bearer <token>`, from a TokenSource that fetches a
@@ -14,25 +16,48 @@ importer of requests.
   fetches a new one once on a 401. The secret and the token never reach a log line, an error or a repr.
 - Credits (OpenSky): `X-Rate-Limit-Remaining` is logged at DEBUG on every answer and at WARNING once when
   it drops below LOW_CREDITS; `X-Rate-Limit-Retry-After-Seconds` counts as a Retry-After.
+
+Deadline and abort. Each GET and each token POST is one `_Call`. A `threading.Timer` (the watchdog) cuts
+it at the deadline, `Fetcher.abort()` (from any thread) cuts it at once; cutting shuts down the socket of
+every connection the call uses with `socket.socket.shutdown(sock, SHUT_RDWR)` (the unbound method: it
+skips ssl.SSLSocket.shutdown, which would unwrap TLS under a reader), so the read blocked in status line,
+headers or body returns now, and the call raises FeedUnavailable with the cut's reason, whatever error
+the library made of the cut. Finding those sockets: urllib3 builds pools and connections itself and
+hands them nothing of ours, so the Session's adapter installs pool classes (`pool_classes_by_scheme`)
+whose `ConnectionCls` registers each connection with the call running in the current thread (a
+thread-local, set for the duration of the call; a Fetcher is used by one thread at a time) when it
+connects and when it sends a request, which covers keep-alive reuse. The same hooks refuse a new
+connection or request once the call is cut, clamp a connect attempt to the time left, and end the
+Retry backoff between connect attempts early. What they cannot cut is a connect attempt in progress (DNS
+lookup, TCP connect, TLS handshake: urllib3 shows us the socket only once it is connected), so abort()
+then waits for that attempt to end, at most the connect timeout; the deadline still holds. A connection
+that was shut down reports itself as not connected, so the pool drops it instead of reusing it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, ProxyManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import IncompleteRead
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ingest.config import FeedSettings
@@ -42,6 +67,7 @@ from ingest.feeds.hosts import host_limit
 
 _CHUNK_BYTES = 65_536
 _DEADLINE_READS = 3  # total deadline = connect timeout + this many read timeouts
+STOPPED = "stopped"  # the reason of every failure after Fetcher.abort()
 _RETRY_AFTER_MAX_S = 6 * 3600.0
 _TOKEN_MAX_BYTES = 65_536
 _RETRY_AFTER_HEADERS = ("Retry-After", "X-Rate-Limit-Retry-After-Seconds")  # the second: OpenSky (feeds.md §5.4)
@@ -75,16 +101,181 @@ class Response:
 PostForm = Callable[[str, Mapping[str, str]], Response]
 
 
+# -- deadline and abort (see the module docstring) ------------------------------------------------
+
+
+class _Cut(Exception):
+    """Raised by our urllib3 hooks when the call was cut: no new connection, no new request."""
+
+
+class _Call:
+    """One request in flight (a GET or a token POST): its deadline, the connections it uses and, once the
+    watchdog or Fetcher.abort() has cut it, why."""
+
+    def __init__(self, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+        self.expires_at = time.monotonic() + deadline_s
+        self.reason: str | None = None
+        self._woken = threading.Event()  # set by a cut: ends a Retry backoff early
+        self._lock = threading.Lock()
+        self._conns: list[_WatchedHTTPConnection] = []
+        self._done = False
+
+    def expire(self) -> None:
+        """The watchdog's cut, at the deadline."""
+        self.cut(f"timeout (no complete answer within {self.deadline_s:g} s)")
+
+    def cut(self, reason: str) -> None:
+        """Shut down every connection of the call now; the first reason sticks. No-op once finished."""
+        with self._lock:
+            if self._done or self.reason is not None:
+                return
+            self.reason = reason
+            conns = list(self._conns)
+        self._woken.set()
+        for conn in conns:
+            conn.shut()
+
+    def attach(self, conn: _WatchedHTTPConnection) -> None:
+        """Watch a connection the call uses; shut it at once if the call was cut meanwhile."""
+        with self._lock:
+            if self._done:
+                return
+            if conn not in self._conns:
+                self._conns.append(conn)
+            cut = self.reason is not None
+        if cut:
+            conn.shut()
+
+    def check(self) -> None:
+        """Raise _Cut once cut or past the deadline (the watchdog thread may not have run yet)."""
+        if self.reason is None and time.monotonic() >= self.expires_at:
+            self.expire()
+        if self.reason is not None:
+            raise _Cut(self.reason)
+
+    def time_left_s(self) -> float:
+        return self.expires_at - time.monotonic()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, but not past the deadline, and wake at a cut."""
+        self._woken.wait(max(0.0, min(seconds, self.time_left_s())))
+
+    def finish(self) -> str | None:
+        """End the call: later cuts do nothing (its connections may be back in the pool). Returns why it
+        was cut, or None."""
+        with self._lock:
+            self._done = True
+            self._conns.clear()
+            return self.reason
+
+
+_ACTIVE = threading.local()  # .call: the _Call the current thread is making, if any
+
+
+def _active_call() -> _Call | None:
+    call: _Call | None = getattr(_ACTIVE, "call", None)
+    return call
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """An urllib3 connection that the current call can shut down, and that the pool never reuses once
+    shut. Outside a call (no _Call in this thread) it is a plain HTTPConnection."""
+
+    _shut = False
+
+    def _new_conn(self) -> socket.socket:
+        call = _active_call()
+        if call is not None:
+            call.check()
+            if isinstance(self.timeout, int | float):  # a connect attempt may not outlast the deadline
+                self.timeout = max(min(self.timeout, call.time_left_s()), 0.001)
+        self._shut = False
+        return super()._new_conn()
+
+    def connect(self) -> None:
+        super().connect()  # for HTTPS this includes the TLS handshake: self.sock is then the SSLSocket
+        call = _active_call()
+        if call is not None:
+            call.attach(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        call = _active_call()
+        if call is not None:  # a reused keep-alive connection connects no more: watch it here
+            call.check()
+            call.attach(self)
+        super().request(*args, **kwargs)
+
+    @property
+    def is_connected(self) -> bool:
+        return not self._shut and super().is_connected
+
+    def shut(self) -> None:
+        """Shut the socket down both ways, so that a read blocked on it returns now."""
+        self._shut = True
+        sock: object = self.sock
+        if not isinstance(sock, socket.socket):  # TLS inside a TLS proxy tunnel: urllib3's SSLTransport
+            sock = getattr(sock, "socket", None)
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # already closed, or not yet connected
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The HTTPS connection with the same hooks (they wrap HTTPSConnection's connect and request)."""
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOL_CLASSES: dict[str, type[HTTPConnectionPool]] = {
+    "http": _WatchedHTTPConnectionPool,
+    "https": _WatchedHTTPSConnectionPool,
+}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with pools of watched connections, direct or through an HTTP(S) proxy (a SOCKS
+    proxy keeps its own pool classes, and so only the read and connect timeouts)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        if type(manager) is ProxyManager:
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
+
+
+class _Retry(Retry):
+    """urllib3's Retry whose backoff between connect attempts ends at a cut and never outlasts the
+    deadline (Retry.new() keeps the subclass)."""
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        call = _active_call()
+        if call is None:
+            super().sleep(response)
+        else:  # respect_retry_after_header is off (make_session): only the backoff is left
+            call.pause(self.get_backoff_time())
+
+
 def make_session(user_agent: str) -> requests.Session:
-    """A Session with a real User-Agent that retries connection failures only."""
-    retry = Retry(
+    """A Session with a real User-Agent that retries connection failures only, on watched connections."""
+    retry = _Retry(
         total=None, connect=2, read=0, redirect=0, status=0, other=0,
         backoff_factor=0.5, respect_retry_after_header=False,
     )  # fmt: skip
     session = requests.Session()
     session.headers["User-Agent"] = user_agent  # adsb.lol rejects library defaults (feeds.md §2.3)
     session.headers["Accept-Encoding"] = "gzip"  # 6x less on the wire; ADSBx requires it
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = _WatchedAdapter(max_retries=retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -217,20 +408,42 @@ def _retry_after(headers: Mapping[str, str], now: datetime) -> tuple[float | Non
 
 
 class Fetcher:
-    """Fetches one feed's requests; owned by that feed's job, never shared between threads."""
+    """Fetches one feed's requests; owned by that feed's job, never shared between threads, except for
+    abort(), which any thread may call."""
 
     def __init__(self, settings: FeedSettings, user_agent: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.max_bytes = int(settings.max_body_mb * 1024 * 1024)
+        self.deadline_s = settings.connect_timeout_s + _DEADLINE_READS * settings.read_timeout_s
         self._session = make_session(user_agent)
         self._clock = clock  # monotonic seconds, for token lifetimes
         self._tokens: dict[str, TokenSource] = {}
         self._credits_low = False
+        self._lock = threading.Lock()  # guards _stopped and _call against abort()
+        self._stopped = threading.Event()
+        self._call: _Call | None = None
 
     def close(self) -> None:
         self._session.close()
 
+    def abort(self) -> None:
+        """Stop this Fetcher, from any thread, at once: the request in flight is cut (it raises
+        FeedUnavailable "stopped"), a wait at a host gate ends, and every later call raises
+        FeedUnavailable("stopped") without touching the network. Idempotent; close() stays the owner's."""
+        with self._lock:
+            self._stopped.set()
+            call = self._call
+        if call is not None:
+            call.cut(STOPPED)
+        _wake_gates()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
     def __call__(self, req: FeedRequest) -> Response:
+        if self._stopped.is_set():
+            raise FeedUnavailable(req.feed, req.safe_url, STOPPED)
         if req.is_file:
             return self._read_file(req)
         headers = dict(req.headers)
@@ -268,7 +481,8 @@ class Fetcher:
         """POST a urlencoded form (a token request); the answer whatever its status. Only fixed words about
         a failure go out: the form holds the client secret."""
         fs = self.settings
-        try:
+
+        def send() -> Response:
             with self._session.post(
                 url,
                 data=dict(form),
@@ -279,8 +493,8 @@ class Fetcher:
             ) as resp:
                 body = self._read_capped(feed, url, resp, _TOKEN_MAX_BYTES)
                 return Response(resp.status_code, body, _headers(resp))
-        except requests.RequestException as exc:
-            raise FeedUnavailable(feed, url, f"{label} token request failed: {_describe(exc)}") from exc
+
+        return self._within_deadline(feed, url, send, f"{label} token request failed: ")
 
     def _read_file(self, req: FeedRequest) -> Response:
         path = Path(req.url)
@@ -296,12 +510,19 @@ class Fetcher:
         gate = _host_gate(req.url)
         if gate is None:  # a host we do not know (a receiver, a test server): no limit to keep
             return self._get_now(req, headers)
-        with gate:  # a public host: one request in flight, across feeds, spaced by its published limit
+        # A public host: one request in flight, across feeds, spaced by its published limit. The wait
+        # ends early when this Fetcher is aborted.
+        if not gate.acquire(self._stopped.is_set):
+            raise FeedUnavailable(req.feed, req.safe_url, STOPPED)
+        try:
             return self._get_now(req, headers)
+        finally:
+            gate.release()
 
     def _get_now(self, req: FeedRequest, headers: dict[str, str]) -> Response:
         fs = self.settings
-        try:
+
+        def send() -> Response:
             with self._session.get(
                 req.url,
                 headers=headers,
@@ -311,10 +532,46 @@ class Fetcher:
             ) as resp:
                 self._note_credits(req.feed, resp.headers.get(_REMAINING_HEADER))
                 self._check_status(req, resp)
-                return Response(resp.status_code, self._read_capped(req.feed, req.safe_url, resp), _headers(resp))
-        except requests.RequestException as exc:
-            # The exception text holds the full URL (and so any key in it): keep only its type.
-            raise FeedUnavailable(req.feed, req.safe_url, _describe(exc)) from exc
+                body = self._read_capped(req.feed, req.safe_url, resp)
+                if not body:  # every feed format is a JSON document: an empty 200 is no answer
+                    raise FeedUnavailable(req.feed, req.safe_url, "HTTP 200 with an empty body", 200)
+                return Response(resp.status_code, body, _headers(resp))
+
+        return self._within_deadline(req.feed, req.safe_url, send)
+
+    def _within_deadline(self, feed: str, url: str, send: Callable[[], Response], prefix: str = "") -> Response:
+        """`send()` as one _Call: cut by the watchdog at the deadline and by abort() at once. A cut call
+        raises FeedUnavailable with the cut's reason, whatever error the cut caused (or none: a body
+        without Content-Length just ends early). Library errors become FeedUnavailable."""
+        call = _Call(self.deadline_s)
+        with self._lock:
+            if self._stopped.is_set():
+                raise FeedUnavailable(feed, url, STOPPED)
+            self._call = call
+        watchdog = threading.Timer(self.deadline_s, call.expire)
+        watchdog.daemon = True
+        watchdog.name = f"deadline {feed}"
+        watchdog.start()
+        outer, _ACTIVE.call = _active_call(), call
+        try:
+            try:
+                response = send()
+            finally:
+                _ACTIVE.call = outer
+                watchdog.cancel()
+                with self._lock:
+                    self._call = None
+                cut = call.finish()
+        except Exception as exc:
+            if cut is not None:  # the cut's reason, not the error it made (a reset, a short body, ...)
+                raise FeedUnavailable(feed, url, cut if cut == STOPPED else prefix + cut) from exc
+            if isinstance(exc, requests.RequestException | _Cut):
+                # The exception text holds the full URL (and so any key in it): only fixed words go out.
+                raise FeedUnavailable(feed, url, prefix + _describe(exc, self.settings)) from exc
+            raise
+        if cut is not None:
+            raise FeedUnavailable(feed, url, cut if cut == STOPPED else prefix + cut)
+        return response
 
     def _note_credits(self, feed: str, value: str | None) -> None:
         """OpenSky's remaining API credits: DEBUG every answer, WARNING once when they run low."""
@@ -334,6 +591,8 @@ class Fetcher:
             return
         wait, header = _retry_after(resp.headers, datetime.now(UTC))
         reason = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
+        if resp.is_redirect:
+            reason += _redirect_words(resp.headers.get("Location"))
         if wait is not None:
             reason += f", {header} {wait:g} s"
         raise FeedUnavailable(req.feed, req.safe_url, reason, status=resp.status_code, retry_after_s=wait)
@@ -343,15 +602,20 @@ class Fetcher:
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > cap:
             raise FeedUnavailable(feed, safe_url, f"Content-Length {length} is over the cap", 200)
-        deadline = time.monotonic() + self.settings.connect_timeout_s + _DEADLINE_READS * self.settings.read_timeout_s
         buf = bytearray()
         for chunk in resp.iter_content(chunk_size=_CHUNK_BYTES):  # decoded (gunzipped) bytes
             buf += chunk
             if len(buf) > cap:
                 raise FeedUnavailable(feed, safe_url, f"body over the {cap} byte cap", 200)
-            if time.monotonic() > deadline:
-                raise FeedUnavailable(feed, safe_url, "body still arriving at the deadline", 200)
         return bytes(buf)
+
+
+def _redirect_words(location: str | None) -> str:
+    """`: redirects are not followed`, with the target's scheme and host (never its path or query, which
+    may carry a key) so the base_url can be fixed."""
+    target = urlsplit(location or "")
+    where = f" (Location: {target.scheme}://{target.netloc.rpartition('@')[2]}/…)" if target.netloc else ""
+    return f": redirects are not followed, set the feed's URL to where it points{where}"
 
 
 def _headers(resp: requests.Response) -> dict[str, str]:
@@ -359,22 +623,37 @@ def _headers(resp: requests.Response) -> dict[str, str]:
 
 
 class _HostGate:
-    """At most one request in flight to a host, and a known host's spacing kept across all its feeds."""
+    """At most one request in flight to a host, and a known host's spacing kept across all its feeds.
+    A Condition rather than a Lock held through the spacing sleep, so that abort() can end a wait."""
 
     def __init__(self, spacing_s: float) -> None:
         self.spacing_s = spacing_s
-        self.lock = threading.Lock()
         self.last_end = float("-inf")
+        self._busy = False
+        self._cond = threading.Condition()
 
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        wait_s = self.last_end + self.spacing_s - time.monotonic()
-        if wait_s > 0:
-            time.sleep(wait_s)
+    def acquire(self, stopped: Callable[[], bool]) -> bool:
+        """Wait until no request is in flight to the host and its spacing has passed; False (the gate not
+        taken) as soon as `stopped()` is true."""
+        with self._cond:
+            while not stopped():
+                wait_s = self.last_end + self.spacing_s - time.monotonic()
+                if not self._busy and wait_s <= 0:
+                    self._busy = True
+                    return True
+                self._cond.wait(wait_s if not self._busy else None)
+            return False
 
-    def __exit__(self, *exc: object) -> None:
-        self.last_end = time.monotonic()
-        self.lock.release()
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self.last_end = time.monotonic()
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Make every waiter look at its `stopped()` again."""
+        with self._cond:
+            self._cond.notify_all()
 
 
 _GATES: dict[str, _HostGate] = {}
@@ -393,19 +672,54 @@ def _host_gate(url: str) -> _HostGate | None:
         return gate
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _wake_gates() -> None:
+    with _GATES_LOCK:
+        gates = list(_GATES.values())
+    for gate in gates:
+        gate.wake()
+
+
+def _describe(exc: Exception, fs: FeedSettings) -> str:
+    """Fixed words for a library error: its text carries the full URL, so never show it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"timeout (no connection within the {fs.connect_timeout_s:g} s connect timeout)"
     if isinstance(exc, requests.Timeout):
-        return f"timeout ({type(exc).__name__})"
+        return f"timeout (no answer within the {fs.read_timeout_s:g} s read timeout)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        short = _find_cause(exc, IncompleteRead)
+        if isinstance(short, IncompleteRead):  # urllib3's: bytes read so far, bytes still expected
+            total = short.partial + short.expected
+            return f"body cut short: the connection closed after {short.partial} of {total} bytes"
+        return "body cut short: the connection broke before the end of the body"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "corrupt compressed body (its Content-Encoding could not be decoded)"
     if isinstance(exc, requests.ConnectionError):
-        # Only fixed words go out: the exception text itself carries the full URL.
         text = str(exc)
         if "ReadTimeoutError" in text or "Read timed out" in text:  # urllib3's, wrapped by the retry layer
-            return "timeout (no answer within the read timeout)"
+            return f"timeout (no answer within the {fs.read_timeout_s:g} s read timeout)"
+        if "BadStatusLine" in text or "LineTooLong" in text:  # http.client's, on bytes that are not HTTP
+            return "not an HTTP answer (unreadable status line or headers)"
         for marker, words in _CONNECTION_CAUSES:
             if marker in text:
                 return f"connection failed: {words}"
         return "connection failed"
     return type(exc).__name__
+
+
+def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first `kind` among an exception's arguments and causes, depth first (requests wraps urllib3's
+    errors in its own, with the original as an argument)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        if isinstance(item, kind):
+            return item
+        seen.add(id(item))
+        todo.extend([item.__context__, item.__cause__, *item.args])
+    return None
 
 
 _CONNECTION_CAUSES = (

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import envelope
-from tests.mqtt_broker import mqtt_broker  # noqa: F401  (a fixture for the tests of this folder)
+from tests.integration.drip import raw_server  # noqa: F401  (fixtures for the tests of this folder)
+from tests.mqtt_broker import mqtt_broker  # noqa: F401
 
 
 @dataclass

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO, T0, ConfigWriter, aircraft, envelope
 from tests.integration.conftest import Daemon, FeedServer, Reply, free_port
+from tests.integration.drip import StartServer, drip_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -211,3 +212,26 @@ def test_serve_answers_until_sigterm(write_config: ConfigWriter, tmp_path: Path)
         proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def test_a_feed_that_drips_fails_at_its_deadline_and_sigterm_does_not_wait_for_it(
+    feed_server: FeedServer, raw_server: StartServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    feed_server.reply("/v2/hex/", Reply(body=envelope([aircraft("ae01d2")])))
+    drip = raw_server(drip_headers(0.2))  # one byte every 0.2 s, for ever
+    config = write_config([
+        feed(feed_server, "good"),
+        feed(feed_server, "drip", base_url=drip.url, interval_s=1, connect_timeout_s=0.5, read_timeout_s=1),
+    ])  # fmt: skip
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    # Deadline 0.5 + 3 x 1 s: the dripping poll fails after 3.5 s, not after the server gives up.
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'drip'") or 0) >= 1, 10)
+    assert "timeout" in daemon.query("SELECT error FROM feed_polls WHERE feed = 'drip'")
+    assert daemon.query("SELECT max(duration_ms) FROM feed_polls WHERE feed = 'drip'") < 4500
+    assert (daemon.query("SELECT count(*) FROM feed_polls WHERE feed = 'good'") or 0) >= 3  # nobody waited
+    time.sleep(1.5)  # the next dripping poll is in flight
+    code, took_s = daemon.stop()
+    assert code == 0 and took_s < 2.5, took_s
+    out = daemon.output()
+    assert "Traceback" not in out and out.count("feed drip failed") == 1, out
