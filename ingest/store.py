@@ -450,22 +450,23 @@ class Store:
 
     # -- sorties and the outbox ------------------------------------------------------------------
 
-    def successful_polls(self, since: datetime) -> list[tuple[str, datetime]]:
-        """(feed, start) of every poll since `since` that succeeded and was stored, oldest first: what
-        covered time is rebuilt from (detect/coverage.py)."""
+    def successful_polls(self, since: datetime) -> list[tuple[str, datetime, float]]:
+        """(feed, start, duration in s) of every poll since `since` that succeeded and was stored, oldest
+        first: what covered time is rebuilt from (detect/coverage.py)."""
         rows = self.db.conn.execute(
-            "SELECT feed, started_at FROM feed_polls WHERE error IS NULL AND started_at >= ?", (iso_z(since),)
+            "SELECT feed, started_at, duration_ms FROM feed_polls WHERE error IS NULL AND started_at >= ?",
+            (iso_z(since),),
         ).fetchall()
-        polls = [(feed, datetime.fromisoformat(at)) for feed, at in rows]  # ISO 8601 with Z
+        polls = [(feed, datetime.fromisoformat(at), ms / 1000) for feed, at, ms in rows]  # ISO 8601 with Z
         polls.sort(key=lambda p: p[1])
         return polls
 
-    def last_successes(self) -> list[tuple[str, datetime]]:
-        """Each feed's latest successful, stored poll (feed, start)."""
+    def last_successes(self) -> list[tuple[str, datetime, float]]:
+        """Each feed's latest successful, stored poll (feed, start, duration in s)."""
         rows = self.db.conn.execute(
-            "SELECT feed, max(started_at) FROM feed_polls WHERE error IS NULL GROUP BY feed"
+            "SELECT feed, max(started_at), duration_ms FROM feed_polls WHERE error IS NULL GROUP BY feed"
         ).fetchall()
-        return [(feed, datetime.fromisoformat(at)) for feed, at in rows]
+        return [(feed, datetime.fromisoformat(at), ms / 1000) for feed, at, ms in rows]
 
     def happenings(self, sortie_ids: Sequence[str]) -> list[Happening]:
         """The orbits, emergencies ... of these sorties, in the order they began."""

@@ -40,8 +40,8 @@ from ingest.watchlist import Watchlist, normalise_registration
 
 log = logging.getLogger(__name__)
 
-# Two successful polls of a feed at most this many intervals apart cover the time between them: one
-# skipped tick (a slow answer, jitter) does not open a hole in the coverage.
+# Two successful polls of a feed at most this many intervals (plus the later poll's own duration) apart
+# cover the time between them: one skipped tick (jitter, a slow answer) does not open a hole in the coverage.
 COVER_TICKS = 2.0
 # Responses of a recording (`ingest replay`, [replay] on_start) at most this far apart cover the time
 # between them; a recorder that stopped for longer leaves a hole, not a phantom silence.
@@ -141,9 +141,9 @@ class Tracker:
         self.coverage = Coverage()
         horizon = min((s.last.at for s in open_sorties), default=None)
         polls = store.successful_polls(horizon - timedelta(seconds=self._max_bound_s())) if horizon else []
-        for feed, at in [*polls, *store.last_successes()]:
+        for feed, at, took_s in [*polls, *store.last_successes()]:
             cover = self.cover_of(feed)
-            self.coverage.poll_succeeded(feed, cover.scopes, at, cover.bound_s)
+            self.coverage.poll_succeeded(feed, cover.scopes, at, cover.bound_s + took_s, took_s)
         self._detectors = list(self._make_detectors())
         self._fed: dict[str, int] = {}  # sortie_id -> the last position second fed to the detectors
         self._announced: set[str] = set()  # event ids of the open sorties' happenings already logged
@@ -192,8 +192,11 @@ class Tracker:
             raise
         self._latest.update(latest)
         if outcome.failure is None:
-            cover = self.cover_of(outcome.record.feed)
-            self.coverage.poll_succeeded(outcome.record.feed, cover.scopes, outcome.record.started_at, cover.bound_s)
+            r = outcome.record
+            cover = self.cover_of(r.feed)
+            # A feed whose answers take long polls less often: its own duration widens the bound.
+            took_s = r.duration_ms / 1000
+            self.coverage.poll_succeeded(r.feed, cover.scopes, r.started_at, cover.bound_s + took_s, took_s)
         self._done(update, found)
         return stored
 

@@ -50,18 +50,23 @@ class Coverage:
     def __init__(self) -> None:
         self._starts: dict[str, list[float]] = {s: [] for s in SCOPES}
         self._ends: dict[str, list[float]] = {s: [] for s in SCOPES}
-        self._last_success: dict[str, tuple[float, float, frozenset[str]]] = {}  # feed -> (at, bound_s, scopes)
+        # feed -> (start of its last success, how long it may be live after it, scopes)
+        self._last_success: dict[str, tuple[float, float, frozenset[str]]] = {}
 
-    def poll_succeeded(self, feed: str, scopes: frozenset[str], at: datetime, bound_s: float) -> None:
-        """A poll of `feed` that started at `at` succeeded and was stored: it covers the time back to the
-        feed's previous success when that is at most `bound_s` earlier."""
+    def poll_succeeded(
+        self, feed: str, scopes: frozenset[str], at: datetime, bound_s: float, took_s: float = 0.0
+    ) -> None:
+        """A poll of `feed` that started at `at`, took `took_s` and succeeded, was stored: it covers the time
+        back to the feed's previous success when that started at most `bound_s` earlier. Until its next
+        success is due (`bound_s` + `took_s` after `at`: the next poll's start and its own answer), the feed
+        counts as looking now (`covered_s(live_until=...)`)."""
         t = at.timestamp()
         previous = self._last_success.get(feed)
         if previous is not None and 0 <= t - previous[0] <= bound_s:
             for scope in scopes:
                 self._add(scope, previous[0], t)
         if previous is None or t >= previous[0]:
-            self._last_success[feed] = (t, bound_s, scopes)
+            self._last_success[feed] = (t, bound_s + took_s, scopes)
 
     def _add(self, scope: str, start: float, end: float) -> None:
         starts, ends = self._starts[scope], self._ends[scope]
@@ -77,8 +82,8 @@ class Coverage:
         self, scopes: Iterable[str], since: datetime, until: datetime, live_until: datetime | None = None
     ) -> float:
         """Seconds of [since, until] covered by any of `scopes`. With `live_until`, a feed whose last
-        success is at most its bound before `live_until` also covers from that success to `live_until`:
-        it is looking right now, and its next poll is due."""
+        success started recently enough (see poll_succeeded) also covers from that start to `live_until`:
+        it is looking right now, and its next answer is due."""
         lo, hi = since.timestamp(), until.timestamp()
         if hi <= lo:
             return 0.0

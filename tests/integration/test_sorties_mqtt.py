@@ -7,6 +7,7 @@ wall clock) ends sorties on time. gap_s is 3 s, polls every 0.3 s, checks every 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -285,7 +286,8 @@ def test_a_feed_outage_longer_than_gap_s_does_not_split_the_flight_and_the_end_c
     time.sleep(3 * GAP_S)
     assert alerts(listener.messages, END) == []
     down.clear()
-    time.sleep(1.0)
+    back = time.time()
+    daemon.wait_for(lambda: (daemon.query("SELECT max(ts) FROM sightings") or 0) > back)  # seen again (backoff)
     sky.clear()  # now it is really gone: the end comes gap_s of covered time after its last sighting
     (end,) = wait_alerts(listener, END, 1, timeout_s=GAP_S + 10)
     arrived = datetime.now(UTC)
@@ -317,3 +319,21 @@ def test_a_stop_inside_the_gap_publishes_no_end_and_the_restarted_daemon_continu
     second.wait_for(lambda: (second.query("SELECT sightings FROM sorties") or 0) >= 3)
     assert alerts(listener.messages, END) == [] and len(alerts(listener.messages, START)) == 1
     assert [r["sortie_id"] for r in sorties_json(config, capsys)] == [start["sortie_id"]]
+
+
+def test_behind_slow_answers_the_end_still_comes_on_time(
+    sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber, write_config: ConfigWriter,
+    daemons: list[Daemon],
+) -> None:  # fmt: skip
+    """Every answer takes four poll intervals (inside the read timeout): the polls pile up behind each other,
+    yet they still cover the time, and the end is found at its deadline, not behind them."""
+    feed_server.reply("/v2/", lambda: dataclasses.replace(sky.reply(), delay_s=1.2))
+    daemons.append(Daemon(outage_config(write_config, feed_server, broker)))
+    sky.put("ae01d2", YELLOW_SEA)
+    (start,) = wait_alerts(listener, START, 1, timeout_s=20)
+    time.sleep(2.0)
+    sky.clear()
+    (end,) = wait_alerts(listener, END, 1, timeout_s=GAP_S + 15)
+    deadline = datetime.fromisoformat(end["time"]) + timedelta(seconds=GAP_S)
+    assert -0.5 < (datetime.now(UTC) - deadline).total_seconds() < 3.0 + 1.2  # plus one answer in flight
+    assert (end["sortie_id"], end["end_reason"]) == (start["sortie_id"], "signal_lost")
