@@ -14,15 +14,16 @@ importer of sqlite_utils.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -232,6 +233,25 @@ def sighting_row(s: Sighting) -> tuple[Any, ...]:
 WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reading(what: str) -> Callable[[F], F]:
+    """sqlite3's errors on a read (a file gone, corrupt or locked for too long) as one StoreError."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot {what}: {exc}") from exc
+
+        return cast(F, guarded)
+
+    return wrap
+
+
 class Store:
     """One connection to the SQLite file, migrated on open."""
 
@@ -372,6 +392,7 @@ class Store:
             ),
         )  # fmt: skip
 
+    @_reading("read the feeds' health")
     def feed_health(self, since: datetime) -> dict[str, dict[str, Any]]:
         """Per feed: its feed_state row and its polls since `since` (polls, failed, requests, aircraft, kept)."""
         cur = self.db.conn.execute("SELECT * FROM feed_state")
@@ -403,6 +424,7 @@ class Store:
 
     # -- reads --------------------------------------------------------------------------------
 
+    @_reading("look up an aircraft")
     def find_aircraft(self, tail: str) -> Aircraft | None:
         """An aircraft by registration (any case) or by one of its hexes."""
         tail = tail.strip()
@@ -422,6 +444,7 @@ class Store:
         )]  # fmt: skip
         return Aircraft(row[0], row[1], row[2], row[3], row[4], row[5], tuple(hexes))
 
+    @_reading("read sightings")
     def sightings(
         self,
         hexes: Sequence[str],
@@ -450,6 +473,7 @@ class Store:
 
     # -- sorties and the outbox ------------------------------------------------------------------
 
+    @_reading("read the polls")
     def successful_polls(self, since: datetime) -> list[tuple[str, datetime, float]]:
         """(feed, start, duration in s) of every poll since `since` that succeeded and was stored, oldest
         first: what covered time is rebuilt from (detect/coverage.py)."""
@@ -461,6 +485,7 @@ class Store:
         polls.sort(key=lambda p: p[1])
         return polls
 
+    @_reading("read the polls")
     def last_successes(self) -> list[tuple[str, datetime, float]]:
         """Each feed's latest successful, stored poll (feed, start, duration in s)."""
         rows = self.db.conn.execute(
@@ -468,6 +493,7 @@ class Store:
         ).fetchall()
         return [(feed, datetime.fromisoformat(at), ms / 1000) for feed, at, ms in rows]
 
+    @_reading("read the happenings")
     def happenings(self, sortie_ids: Sequence[str]) -> list[Happening]:
         """The orbits, emergencies ... of these sorties, in the order they began."""
         if not sortie_ids:
@@ -482,6 +508,7 @@ class Store:
             Happening(r[1], r[0], r[2], from_epoch(r[3]), from_epoch(r[4]), r[5], r[6], json.loads(r[7])) for r in rows
         ]
 
+    @_reading("read the sorties' state")
     def tracker_state(self) -> tuple[list[Sortie], dict[str, datetime], dict[str, datetime]]:
         """What the sortie detector needs after a restart: open sorties, the last report processed per
         aircraft, and each aircraft's latest sortie end."""
@@ -498,6 +525,7 @@ class Store:
         }
         return open_sorties, last_report, last_end
 
+    @_reading("read sorties")
     def sorties(
         self,
         keys: Sequence[str] | None = None,
@@ -521,6 +549,7 @@ class Store:
         rows.reverse()
         return rows
 
+    @_reading("read a sortie")
     def sortie(self, sortie_id: str) -> Sortie | None:
         """One sortie by its id."""
         row = self.db.conn.execute(
@@ -528,6 +557,7 @@ class Store:
         ).fetchone()
         return None if row is None else _sortie(row)
 
+    @_reading("read a track")
     def track(self, sortie: Sortie) -> list[dict[str, Any]]:
         """The stored sightings of a sortie, oldest first: its aircraft's hexes from start to end (to its
         last sighting while open)."""
@@ -536,6 +566,7 @@ class Store:
         )] or [sortie.hex_icao]  # fmt: skip
         return self.sightings(hexes, sortie.start_at, sortie.last.at)
 
+    @_reading("read sightings")
     def sightings_page(
         self,
         hexes: Sequence[str],
@@ -563,6 +594,7 @@ class Store:
         params.append(limit)
         return [_sighting_dict(r) for r in self.db.conn.execute(sql, params)]
 
+    @_reading("read sorties")
     def sorties_page(
         self,
         keys: Sequence[str] | None,
@@ -587,6 +619,7 @@ class Store:
         params.append(limit)
         return [_sortie(row) for row in self.db.conn.execute(sql, params)]
 
+    @_reading("read the outbox")
     def pending_alerts(self, limit: int, exclude: Iterable[int] = ()) -> list[tuple[int, str, str]]:
         """Unsent outbox rows (id, topic, payload), oldest first, skipping the ids in `exclude`."""
         skip = set(exclude)
@@ -601,11 +634,13 @@ class Store:
                 "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL", [(iso_z(at), i) for i in ids]
             )
 
+    @_reading("read the outbox")
     def outbox_counts(self) -> tuple[int, int]:
         """(unsent, sent) outbox rows."""
         row = self.db.conn.execute("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox").fetchone()
         return int(row[0]), int(row[1])
 
+    @_reading("read the polls")
     def feed_polls(self, feed: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The latest poll records, newest first."""
         where = "WHERE feed = ?" if feed else ""
