@@ -210,7 +210,22 @@ def _fetch_all(feed: FeedSource, fetch: Fetch, tally: _Tally, clock: Clock, slee
             return exc
         except FeedFormatError as exc:
             failure = failure or exc
+        except Exception as exc:  # a parser's own bug must cost this answer, not the whole poll
+            failure = failure or _parser_bug(feed.name, req.safe_url, exc)
     return failure
+
+
+_REPORTED_BUGS: set[tuple[str, str]] = set()
+
+
+def _parser_bug(feed: str, safe_url: str, exc: Exception) -> FeedFormatError:
+    """An exception a parser should never raise (parsers reject bad records and raise FeedFormatError for
+    bad answers): the answer is counted as unreadable, and the traceback logged once per feed and kind, so
+    that the bug gets reported rather than the poll lost."""
+    if (feed, type(exc).__name__) not in _REPORTED_BUGS:
+        _REPORTED_BUGS.add((feed, type(exc).__name__))
+        log.error("feed %s: the parser failed on an answer (a bug, please report it)", feed, exc_info=exc)
+    return FeedFormatError(feed, safe_url, f"unreadable answer ({type(exc).__name__})")
 
 
 def _take(feed: StreamFeed, tally: _Tally, now: datetime) -> FeedError | None:

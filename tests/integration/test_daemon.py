@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 from contextlib import closing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +235,31 @@ def test_a_feed_that_drips_fails_at_its_deadline_and_sigterm_does_not_wait_for_i
     assert code == 0 and took_s < 2.5, took_s
     out = daemon.output()
     assert "Traceback" not in out and out.count("feed drip failed") == 1, out
+
+
+def test_one_answer_from_the_future_is_refused_and_blinds_nobody(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    """A feed whose `now` jumps an hour ahead for one answer: that answer's positions are refused (counted),
+    and every later, correct position of the aircraft is still stored; its sortie never has a future fix."""
+    answers = iter(range(10_000))
+
+    def reply() -> Reply:
+        n = next(answers)
+        now = datetime.now(UTC) + (timedelta(hours=1) if n == 2 else timedelta(0))
+        return Reply(body=envelope([aircraft("ae01d2", seen_pos=0.2)], now=now))
+
+    feed_server.reply("/v2/hex/", reply)
+    daemon = Daemon(write_config([feed(feed_server, "jumpy", interval_s=0.3)]))
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM sightings") or 0) >= 8)
+    limit = time.time() + 30
+    assert daemon.query(f"SELECT count(*) FROM sightings WHERE ts > {limit}") == 0
+    assert daemon.query("SELECT sum(rejected) FROM feed_polls") == 1
+    assert daemon.query("SELECT count(*) FROM feed_polls WHERE error LIKE 'all 1 records malformed%'") == 1
+    assert daemon.query("SELECT max(last_at) FROM sorties") < limit
+    assert daemon.query("SELECT count(*) FROM sorties") == 1
+    assert daemon.stop()[0] == 0
+    out = daemon.output()
+    assert "Traceback" not in out and out.count("skipped a malformed aircraft record (position time") == 1, out
+    assert out.count("feed jumpy failed") == 1 and "feed jumpy recovered" in out
