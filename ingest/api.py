@@ -44,6 +44,7 @@ from ingest.errors import ConfigError, IngestError, StoreError, WatchlistError
 from ingest.export import geojson, sortie_id
 from ingest.models import Sortie
 from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_document
+from ingest.services import daemon_status, latest_positions
 from ingest.store import Store
 from ingest.timeutil import iso_z, parse_when
 from ingest.views import feed_row, sortie_dict
@@ -286,11 +287,23 @@ class _Api:
     def feeds(self, request: Request) -> Response:
         _query(request, ())
         store = self._store()
+        now = datetime.now(UTC)
         try:
-            health = store.feed_health(datetime.now(UTC) - FEED_HEALTH_WINDOW)
+            health = store.feed_health(now - FEED_HEALTH_WINDOW)
+            daemon = daemon_status(store, now)
         finally:
             store.close()
-        return JSONResponse({"items": [feed_row(fs, health.get(fs.name, {})) for fs in self.settings.feeds]})
+        items = [feed_row(fs, health.get(fs.name, {})) for fs in self.settings.feeds]
+        return JSONResponse({"items": items, "daemon": daemon.as_dict()})
+
+    def now(self, request: Request) -> Response:
+        _query(request, ())
+        store = self._store()
+        try:
+            rows = latest_positions(store, datetime.now(UTC))
+        finally:
+            store.close()
+        return JSONResponse({"items": rows})
 
     def healthz(self, request: Request) -> Response:
         _query(request, ())
@@ -385,6 +398,7 @@ def create_app(
         Route("/api/sorties/{sortie_id}/track.geojson", _handled(api.track), methods=["GET"]),
         Route("/api/sorties/{sortie_id}", _handled(api.sortie), methods=["GET"]),
         Route("/api/feeds", _handled(api.feeds), methods=["GET"]),
+        Route("/api/now", _handled(api.now), methods=["GET"]),
         Route("/healthz", _handled(api.healthz), methods=["GET"]),
         Route("/openapi.json", _handled(api.openapi), methods=["GET"]),
         Route("/", _handled(api.page), methods=["GET"]),

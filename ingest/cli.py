@@ -35,10 +35,11 @@ from ingest.feeds.transport import Fetcher
 from ingest.models import Sortie
 from ingest.pipeline import FeedJob, Parse, replay_file
 from ingest.scheduler import deliver_pending, run_daemon, utc_now
+from ingest.services import daemon_status, latest_positions
 from ingest.store import SIGHTING_FIELDS, Store
 from ingest.timeutil import iso_z, parse_when
 from ingest.tracker import Tracker
-from ingest.views import SORTIE_FIELDS, feed_row, feeds_table, sightings_table, sortie_dict, sorties_table
+from ingest.views import SORTIE_FIELDS, feed_row, feeds_table, now_table, sightings_table, sortie_dict, sorties_table
 from ingest.watchlist import normalise_registration
 
 log = logging.getLogger("ingest")
@@ -155,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feed", required=True, metavar="NAME", help="a configured feed (not an SBS stream)")
     p.add_argument("--count", type=_count, default=1, metavar="N", help="ticks to record, interval_s apart (default 1)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files (created)")
+    p = command("now", "Print the latest position of every watched aircraft seen in the last hour, open sorties first.",
+                cmd_now)  # fmt: skip
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p = command("feeds", "Show each feed's health: state, last success, last error, the last hour's polls.", cmd_feeds)
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     command("check-config", "Validate the configuration and print the effective settings (secrets masked).",
@@ -556,15 +560,36 @@ FEED_HEALTH_WINDOW = timedelta(hours=1)
 def cmd_feeds(args: argparse.Namespace) -> int:
     app = build_app(_settings(args))
     store = Store(app.settings.database.path)
+    now = datetime.now(UTC)
     try:
-        health = store.feed_health(datetime.now(UTC) - FEED_HEALTH_WINDOW)
+        health = store.feed_health(now - FEED_HEALTH_WINDOW)
+        daemon = daemon_status(store, now)
     finally:
         store.close()
     rows = [feed_row(fs, health.get(fs.name, {})) for fs in app.settings.feeds]
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
+        print(daemon.describe())
         print(feeds_table(rows))
+    return 0
+
+
+def cmd_now(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = Store(settings.database.path)
+    now = datetime.now(UTC)
+    try:
+        rows = latest_positions(store, now)
+        daemon = daemon_status(store, now)
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    elif not rows:
+        print(f"no watched aircraft seen in the last hour ({daemon.describe()})", file=sys.stderr)
+    else:
+        print(now_table(rows))
     return 0
 
 

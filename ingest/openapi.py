@@ -174,8 +174,17 @@ def openapi_document() -> dict[str, Any]:
             "/api/feeds": {"get": {
                 "summary": "Each configured feed's health (as `ingest feeds --format json`)", "operationId": "feeds",
                 "responses": {"200": {"description": "The feeds", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["items", "daemon"],
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Feed"}},
+                                   "daemon": {"$ref": "#/components/schemas/Daemon"}},
+                }}}}, "503": _UNAVAILABLE},
+            }},
+            "/api/now": {"get": {
+                "summary": "The latest position of every watched aircraft seen in the last hour, open sorties first",
+                "operationId": "now",
+                "responses": {"200": {"description": "Latest positions", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["items"],
-                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Feed"}}},
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Position"}}},
                 }}}}, "503": _UNAVAILABLE},
             }},
             "/healthz": {"get": {
@@ -197,6 +206,16 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Error": _object({"error": {"type": "string"}}),
                 "Sighting": sighting,
+                "Position": {**sighting, "required": [*sighting["required"], "sortie_id", "age_s"], "properties": {
+                    **sighting["properties"], "sortie_id": {**_STR_OR_NULL, "description": "its open sortie"},
+                    "age_s": {"type": "number", "description": "seconds since this position"},
+                }},
+                "Daemon": _object({
+                    "running": {"type": "boolean", "description": "a daemon's heartbeat is under 30 s old"},
+                    "daemon": {**_STR_OR_NULL, "description": "host:pid"}, "started_at": _TIME_OR_NULL,
+                    "last_beat_at": _TIME_OR_NULL, "stopped_at": _TIME_OR_NULL, "beat_age_s": _NUM_OR_NULL,
+                    "text": {"type": "string"},
+                }),
                 "SightingPage": _page("Sighting"),
                 "Sortie": sortie,
                 "SortiePage": _page("Sortie"),

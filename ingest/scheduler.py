@@ -21,7 +21,9 @@ a sortie clock that ends sorties on time.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +37,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from ingest import __version__
 from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
 from ingest.app import App
@@ -57,6 +60,7 @@ _ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
 _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
+HEARTBEAT_S = 10.0  # how often the writer tells readers the daemon runs (ingest feeds, the page)
 _WAL_CHECK_S = 30.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
 
 
@@ -80,6 +84,8 @@ class Writer(threading.Thread):
         self._failing_since: float | None = None  # monotonic start of a failing-writes episode
         self._failed_writes = 0
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
+        self._next_beat = time.monotonic()
+        self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def open(self) -> None:
         """Start the thread and wait until the database is open, migrated and seeded; re-raise failures."""
@@ -112,6 +118,9 @@ class Writer(threading.Thread):
                 if item is _CHECKPOINT:
                     self._checkpoint(store)
                     continue
+                if item is _HEARTBEAT:
+                    self._beat(store)
+                    continue
                 fn, future = item
                 if future.set_running_or_notify_cancel():
                     try:
@@ -125,18 +134,30 @@ class Writer(threading.Thread):
                         self._write_worked()
                         future.set_result(result)
         finally:
+            self._beat(store, stopped=True)
             store.close()
 
     def _get(self) -> Any:
-        """The next job, or a checkpoint when one is due."""
-        wait_s = self._next_checkpoint - time.monotonic()
+        """The next job, or the writer's own when one is due: a heartbeat, a checkpoint."""
+        now = time.monotonic()
+        wait_s = min(self._next_checkpoint, self._next_beat) - now
         if wait_s > 0:
             try:
                 return self._queue.get(timeout=wait_s)
             except queue.Empty:
-                pass
-        self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
+                now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + HEARTBEAT_S
+            return _HEARTBEAT
+        self._next_checkpoint = now + _WAL_CHECK_S
         return _CHECKPOINT
+
+    def _beat(self, store: Store, stopped: bool = False) -> None:
+        """Tell readers (`ingest feeds`, the page) that this daemon runs, or has stopped cleanly."""
+        try:
+            store.heartbeat(self.daemon_id, socket.gethostname(), os.getpid(), __version__, self.clock(), stopped)
+        except StoreError as exc:
+            self._write_failed(exc)
 
     def _checkpoint(self, store: Store) -> None:
         try:
@@ -200,7 +221,8 @@ class Writer(threading.Thread):
         return self.submit(check)
 
 
-_CHECKPOINT = object()  # the writer's own job: checkpoint the WAL
+_CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat
+_HEARTBEAT = object()
 
 
 class SortieClock(threading.Thread):

@@ -196,6 +196,21 @@ def _m0004_happenings_airports(db: Database) -> None:
     db.execute("CREATE INDEX happenings_sortie ON happenings(sortie_id, started_at)")
 
 
+@migrations(name="0005_daemons")
+def _m0005_daemons(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE daemons (
+            daemon TEXT PRIMARY KEY,           -- host:pid of an `ingest run`
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            beat_at TEXT NOT NULL,             -- its latest heartbeat (every HEARTBEAT_S while it runs)
+            stopped_at TEXT                    -- set by a clean stop; NULL while running or after a crash
+        )"""
+    )
+
+
 _INSERT_SIGHTING = """INSERT OR IGNORE INTO sightings (hex, ts, registration, type, callsign, lat, lon,
     x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, track_deg, squawk, source_type, non_icao,
     military, feed, emergency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -204,6 +219,10 @@ SIGHTING_FIELDS = (
     "hex", "registration", "type", "callsign", "time", "lat", "lon", "x_m", "y_m", "alt_baro_ft",
     "on_ground", "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency",
 )  # fmt: skip
+_SIGHTING_COLUMNS = (
+    "hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, "
+    "track_deg, squawk, source_type, feed, emergency"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +511,45 @@ class Store:
             "SELECT feed, max(started_at), duration_ms FROM feed_polls WHERE error IS NULL GROUP BY feed"
         ).fetchall()
         return [(feed, datetime.fromisoformat(at), ms / 1000) for feed, at, ms in rows]
+
+    def heartbeat(self, daemon: str, host: str, pid: int, version: str, now: datetime, stopped: bool = False) -> None:
+        """The daemon `daemon` is alive at `now` (or, with `stopped`, has stopped cleanly)."""
+        at = iso_z(now)
+        with _writing("write the heartbeat"), self.db.atomic():
+            self.db.conn.execute(
+                "INSERT INTO daemons (daemon, host, pid, version, started_at, beat_at, stopped_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(daemon) DO UPDATE SET beat_at = excluded.beat_at, "
+                "stopped_at = excluded.stopped_at",
+                (daemon, host, pid, version, at, at, at if stopped else None),
+            )
+
+    @_reading("read the daemons")
+    def daemons(self) -> list[dict[str, Any]]:
+        """Every daemon that has run on this database, the latest heartbeat first."""
+        cur = self.db.conn.execute("SELECT * FROM daemons ORDER BY beat_at DESC")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    @_reading("read the latest positions")
+    def latest_positions(self, since: datetime) -> list[dict[str, Any]]:
+        """The latest stored sighting, at or after `since`, of every aircraft reported since then, with its
+        aircraft key: one primary-key lookup per aircraft that the sortie detector saw lately."""
+        conn = self.db.conn
+        rows: list[dict[str, Any]] = []
+        for (key,) in conn.execute("SELECT key FROM aircraft_state WHERE last_report_at >= ?", (since.timestamp(),)):
+            hexes = [h for (h,) in conn.execute(
+                "SELECT hex FROM aircraft_hex JOIN aircraft ON aircraft.id = aircraft_id WHERE key = ?", (key,)
+            )]  # fmt: skip
+            if not hexes:
+                continue
+            row = conn.execute(
+                f"SELECT {_SIGHTING_COLUMNS} FROM sightings WHERE hex IN ({', '.join('?' for _ in hexes)}) "
+                "AND ts >= ? ORDER BY ts DESC LIMIT 1",
+                [*hexes, int(since.timestamp())],
+            ).fetchone()
+            if row is not None:
+                rows.append({"key": key, **_sighting_dict(row)})
+        return rows
 
     @_reading("read the happenings")
     def happenings(self, sortie_ids: Sequence[str]) -> list[Happening]:

@@ -124,6 +124,26 @@ def _plain(row: dict[str, Any], key: str) -> str:
     return "-" if row[key] is None else str(row[key])
 
 
+_NOW_TABLE = (
+    ("registration", "reg", 8), ("type", "type", 4), ("callsign", "callsign", 8), ("time", "time", 20),
+    ("age_s", "age", 5), ("lat", "lat", 9), ("lon", "lon", 10), ("alt_baro_ft", "alt_ft", 6), ("gs_kt", "gs_kt", 5),
+    ("track_deg", "track", 5), ("squawk", "sqk", 4), ("sortie_id", "open sortie", 22), ("feed", "feed", 8),
+)  # fmt: skip
+
+
+def _now_cell(row: dict[str, Any], key: str) -> str:
+    if key == "age_s":
+        age = int(row[key])
+        return f"{age // 60}m{age % 60:02d}s" if age >= 60 else f"{age}s"
+    if key == "registration" and not row[key]:
+        return str(row["hex"])
+    return _cell(row, key)
+
+
+def now_table(rows: list[dict[str, Any]]) -> str:
+    return grid(rows, _NOW_TABLE, _now_cell)
+
+
 def sightings_table(rows: list[dict[str, Any]]) -> str:
     return grid(rows, _TABLE, _cell)
 

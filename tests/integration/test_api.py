@@ -161,7 +161,9 @@ def test_one_sortie_and_its_track(api: ApiServer) -> None:
 def test_feeds_are_the_cli_json(api: ApiServer, demo_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     expected = cli_json(capsys, "feeds", "--config", str(demo_config), "--format", "json")
     assert [f["state"] for f in expected] == ["never polled", "disabled"]
-    assert get(api, "/api/feeds").json() == {"items": expected}
+    body = get(api, "/api/feeds").json()
+    assert body["items"] == expected
+    assert body["daemon"]["running"] is False and body["daemon"]["text"] == "no daemon has run on this database"
 
 
 def test_openapi_document(api: ApiServer) -> None:
@@ -169,7 +171,7 @@ def test_openapi_document(api: ApiServer) -> None:
     assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
         "/api/sightings/{tail}", "/api/sorties", "/api/sorties/{sortie_id}",
-        "/api/sorties/{sortie_id}/track.geojson", "/api/feeds", "/healthz", "/openapi.json", "/",
+        "/api/sorties/{sortie_id}/track.geojson", "/api/feeds", "/api/now", "/healthz", "/openapi.json", "/",
     }  # fmt: skip
     sighting = get(api, "/api/sightings/62-4125", limit=1).json()["items"][0]
     assert list(doc["components"]["schemas"]["Sighting"]["properties"]) == list(sighting)

@@ -189,6 +189,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "export",
         "map",
         "feeds",
+        "now",
         "record",
         "check-config",
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from ingest.config import load
 from ingest.feeds.hosts import KNOWN_HOSTS, HostLimit
 from ingest.feeds.transport import Fetcher
 from tests.conftest import ConfigWriter, aircraft, envelope
-from tests.integration.conftest import FeedServer, Reply
+from tests.integration.conftest import Daemon, FeedServer, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,8 @@ def test_feeds_shows_ok_degraded_parked_disabled_and_never_polled(
     capsys.readouterr()
     assert main(["feeds", "--config", str(config)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:3] == ["feed", "kind", "state"]
+    assert table[0].startswith("no daemon") or table[0].startswith("daemon ")
+    assert table[1].split()[:3] == ["feed", "kind", "state"]
     assert any(line.startswith("locked") and " parked " in line for line in table)
 
 
@@ -120,3 +122,30 @@ def test_hosts_we_do_not_know_have_no_gate(feed_server: FeedServer, write_config
         fetcher.close()
     arrivals = sorted(s.at for s in feed_server.requests)
     assert arrivals[1] - arrivals[0] < 0.2  # both in flight at once: a receiver or a test server sets no rule
+
+
+def test_feeds_and_now_say_whether_a_daemon_runs_and_where_the_aircraft_is(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon], capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.reply(
+        "/live/v2/hex/", lambda: Reply(body=envelope([aircraft("ae01d2", seen_pos=0.3)], now=datetime.now(UTC)))
+    )
+    config = write_config([feed(feed_server, "live", interval_s=0.5)])
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM sightings") or 0) >= 2)
+    capsys.readouterr()
+    assert main(["now", "--config", str(config), "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["hex"], row["registration"], row["callsign"]) == ("ae01d2", "62-4125", "TORA23")
+    assert row["sortie_id"].startswith("ae01d2-") and 0 <= row["age_s"] < 10
+    assert main(["now", "--config", str(config)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["reg", "type", "callsign"] and table[1].startswith("62-4125")
+    assert main(["feeds", "--config", str(config)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("daemon ") and " running since " in line, line
+    assert daemon.stop()[0] == 0
+    assert main(["feeds", "--config", str(config)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("no daemon is running: ") and " stopped at " in line, line

@@ -15,7 +15,13 @@ from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
-MIGRATIONS = ["0001_initial", "0002_sorties_and_outbox", "0003_feed_state", "0004_coverage_happenings_airports"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_sorties_and_outbox",
+    "0003_feed_state",
+    "0004_coverage_happenings_airports",
+    "0005_daemons",
+]
 RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
 
 
@@ -43,6 +49,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0002_sorties_and_outbox",
         "0003_feed_state",
         "0004_coverage_happenings_airports",
+        "0005_daemons",
     ]
     store.close()
     again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
@@ -51,6 +58,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0002_sorties_and_outbox",
         "0003_feed_state",
         "0004_coverage_happenings_airports",
+        "0005_daemons",
     ]
     assert again.find_aircraft("62-4125") is not None
     again.close()
