@@ -147,6 +147,9 @@ class Sortie:
     end_reason: str | None = None  # None while open; "landed", "left_area", "signal_lost" or "no_coverage"
     took_off_from: Place | None = None  # the airport within 5 km of the takeoff, when it started so
     landed_at: Place | None = None  # the airport within 5 km of the landing, when it ended so
+    synthetic: bool = False  # from a recording marked synthetic (the bundled demo): never alerted
+    operator: str | None = None  # the watchlist's, when the store read it (e.g. "United States Air Force")
+    type_name: str | None = None  # the watchlist's full type (e.g. "Boeing RC-135W"), likewise
 
     @property
     def is_open(self) -> bool:

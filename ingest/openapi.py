@@ -90,6 +90,9 @@ def openapi_document() -> dict[str, Any]:
             "details": {"type": "object", "description": "orbit: leg_km, orientation_deg, laps, radius_km; "
                         "emergency: squawk, emergency, alt_baro_ft"},
         })},
+        "operator": {**_STR_OR_NULL, "description": "the watchlist's operator, e.g. United States Air Force"},
+        "type_name": {**_STR_OR_NULL, "description": "the watchlist's full type, e.g. Boeing RC-135W"},
+        "synthetic": {"type": "boolean", "description": "from a synthetic recording (the bundled demo)"},
     })  # fmt: skip
     feed = _object({
         "feed": {"type": "string"}, "kind": {"type": "string"},

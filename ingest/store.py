@@ -196,8 +196,8 @@ def _m0004_happenings_airports(db: Database) -> None:
     db.execute("CREATE INDEX happenings_sortie ON happenings(sortie_id, started_at)")
 
 
-@migrations(name="0005_daemons")
-def _m0005_daemons(db: Database) -> None:
+@migrations(name="0005_daemons_synthetic")
+def _m0005_daemons_synthetic(db: Database) -> None:
     db.execute(
         """CREATE TABLE daemons (
             daemon TEXT PRIMARY KEY,           -- host:pid of an `ingest run`
@@ -209,6 +209,9 @@ def _m0005_daemons(db: Database) -> None:
             stopped_at TEXT                    -- set by a clean stop; NULL while running or after a crash
         )"""
     )
+    # Data from a recording marked synthetic (the bundled demo): shown as such, never alerted, removable.
+    db.execute("ALTER TABLE sorties ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE sightings ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0")
 
 
 _INSERT_SIGHTING = """INSERT OR IGNORE INTO sightings (hex, ts, registration, type, callsign, lat, lon,
@@ -570,7 +573,7 @@ class Store:
     def tracker_state(self) -> tuple[list[Sortie], dict[str, datetime], dict[str, datetime]]:
         """What the sortie detector needs after a restart: open sorties, the last report processed per
         aircraft, and each aircraft's latest sortie end."""
-        cur = self.db.conn.execute(f"SELECT {_SORTIE_COLUMNS} FROM sorties WHERE end_reason IS NULL")
+        cur = self.db.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE end_reason IS NULL")
         open_sorties = [_sortie(row) for row in cur]
         last_report = {
             k: from_epoch(t) for k, t in self.db.conn.execute("SELECT key, last_report_at FROM aircraft_state")
@@ -596,11 +599,11 @@ class Store:
         where: list[str] = ["first_at >= ?"]
         params: list[Any] = [since.timestamp() if since else 0.0]
         if keys is not None:
-            where.append(f"key IN ({', '.join('?' for _ in keys)})")
+            where.append(f"sorties.key IN ({', '.join('?' for _ in keys)})")
             params.extend(keys)
         if open_only:
             where.append("end_reason IS NULL")
-        sql = f"SELECT {_SORTIE_COLUMNS} FROM sorties WHERE {' AND '.join(where)} ORDER BY first_at DESC"
+        sql = f"SELECT {_SORTIE_SELECT} WHERE {' AND '.join(where)} ORDER BY first_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = [_sortie(row) for row in self.db.conn.execute(sql, params)]
@@ -610,9 +613,7 @@ class Store:
     @_reading("read a sortie")
     def sortie(self, sortie_id: str) -> Sortie | None:
         """One sortie by its id."""
-        row = self.db.conn.execute(
-            f"SELECT {_SORTIE_COLUMNS} FROM sorties WHERE sortie_id = ?", (sortie_id,)
-        ).fetchone()
+        row = self.db.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE sortie_id = ?", (sortie_id,)).fetchone()
         return None if row is None else _sortie(row)
 
     @_reading("read a track")
@@ -666,14 +667,14 @@ class Store:
         where = ["first_at >= ?"]
         params: list[Any] = [since.timestamp() if since else -math.inf]
         if keys is not None:
-            where.append(f"key IN ({', '.join('?' for _ in keys)})")
+            where.append(f"sorties.key IN ({', '.join('?' for _ in keys)})")
             params.extend(keys)
         if open_only:
             where.append("end_reason IS NULL")
         if after is not None:
             where.append("(first_at > ? OR (first_at = ? AND sortie_id > ?))")
             params += [after[0], after[0], after[1]]
-        sql = f"SELECT {_SORTIE_COLUMNS} FROM sorties WHERE {' AND '.join(where)} ORDER BY first_at, sortie_id LIMIT ?"
+        sql = f"SELECT {_SORTIE_SELECT} WHERE {' AND '.join(where)} ORDER BY first_at, sortie_id LIMIT ?"
         params.append(limit)
         return [_sortie(row) for row in self.db.conn.execute(sql, params)]
 
@@ -754,9 +755,14 @@ _SORTIE_FIELDS = (
     "first_at", "first_lat", "first_lon", "first_alt_baro_ft", "first_callsign", "first_feed",
     "last_at", "last_lat", "last_lon", "last_alt_baro_ft", "last_callsign", "last_feed",
     "last_seen_at", "callsigns", "max_alt_baro_ft", "sightings", "previous_sortie_end", "end_reason",
-    "took_off_code", "took_off_name", "landed_code", "landed_name",
+    "took_off_code", "took_off_name", "landed_code", "landed_name", "synthetic",
 )  # fmt: skip
 _SORTIE_COLUMNS = ", ".join(_SORTIE_FIELDS)
+# Reads add what the watchlist says of the aircraft (USAF, Boeing RC-135W) to the sortie's own columns.
+_SORTIE_SELECT = (
+    ", ".join(f"sorties.{c}" for c in _SORTIE_FIELDS)
+    + ", aircraft.operator, aircraft.type_name FROM sorties LEFT JOIN aircraft ON aircraft.key = sorties.key"
+)
 _UPSERT_SORTIE = (
     f"INSERT INTO sorties ({_SORTIE_COLUMNS}) VALUES ({', '.join('?' for _ in _SORTIE_FIELDS)}) "
     "ON CONFLICT(sortie_id) DO UPDATE SET "
@@ -777,7 +783,7 @@ def _sortie_row(s: Sortie) -> tuple[Any, ...]:
         s.sortie_id, s.key, s.hex_icao, s.registration, s.type_icao, *_fix_row(s.first), *_fix_row(s.last),
         s.last_seen_at.timestamp(), json.dumps(list(s.callsigns)), s.max_alt_baro_ft, s.sightings,
         s.previous_sortie_end.timestamp() if s.previous_sortie_end else None, s.end_reason,
-        *_place_row(s.took_off_from), *_place_row(s.landed_at),
+        *_place_row(s.took_off_from), *_place_row(s.landed_at), int(s.synthetic),
     )  # fmt: skip
 
 
@@ -799,5 +805,6 @@ def _sortie(row: Sequence[Any]) -> Sortie:
         first=_fix(row[5:11]), last=_fix(row[11:17]), last_seen_at=from_epoch(row[17]),
         callsigns=tuple(json.loads(row[18])), max_alt_baro_ft=row[19], sightings=row[20],
         previous_sortie_end=from_epoch(row[21]) if row[21] is not None else None, end_reason=row[22],
-        took_off_from=_place(row[23], row[24]), landed_at=_place(row[25], row[26]),
+        took_off_from=_place(row[23], row[24]), landed_at=_place(row[25], row[26]), synthetic=bool(row[27]),
+        operator=row[28] or None, type_name=row[29] or None,
     )  # fmt: skip

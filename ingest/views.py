@@ -15,6 +15,7 @@ from ingest.timeutil import iso_z
 SORTIE_FIELDS = (
     "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
     "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen", "took_off_from", "landed_at", "events",
+    "operator", "type_name", "synthetic",
 )  # fmt: skip
 
 
@@ -28,6 +29,7 @@ def sortie_dict(s: Sortie, happenings: Sequence[Happening] = ()) -> dict[str, An
         "previous_sortie_end": iso_z(s.previous_sortie_end) if s.previous_sortie_end else None,
         "last_seen": iso_z(s.last_seen_at), "took_off_from": place(s.took_off_from), "landed_at": place(s.landed_at),
         "events": [happening_dict(h) for h in happenings if h.sortie_id == s.sortie_id],
+        "operator": s.operator, "type_name": s.type_name, "synthetic": s.synthetic,
     }  # fmt: skip
 
 

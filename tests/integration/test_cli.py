@@ -209,6 +209,7 @@ def test_python_dash_m_runs_the_cli() -> None:
 SORTIE_FIELDS = [
     "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
     "max_alt_baro_ft", "sightings", "previous_sortie_end", "last_seen", "took_off_from", "landed_at", "events",
+    "operator", "type_name", "synthetic",
 ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ MIGRATIONS = [
     "0002_sorties_and_outbox",
     "0003_feed_state",
     "0004_coverage_happenings_airports",
-    "0005_daemons",
+    "0005_daemons_synthetic",
 ]
 RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
 
@@ -49,7 +50,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0002_sorties_and_outbox",
         "0003_feed_state",
         "0004_coverage_happenings_airports",
-        "0005_daemons",
+        "0005_daemons_synthetic",
     ]
     store.close()
     again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
@@ -58,7 +59,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0002_sorties_and_outbox",
         "0003_feed_state",
         "0004_coverage_happenings_airports",
-        "0005_daemons",
+        "0005_daemons_synthetic",
     ]
     assert again.find_aircraft("62-4125") is not None
     again.close()
@@ -152,7 +153,10 @@ def test_sortie_and_its_track(tmp_path: Path) -> None:
         "left_area",
     )
     store.save_tracking(Tracking(sorties=[sortie]))
-    assert store.sortie("ae01d2-x") == sortie and store.sortie("nope") is None
+    # A sortie read back also says what the watchlist knows of its aircraft.
+    read = store.sortie("ae01d2-x")
+    assert read == replace(sortie, operator="USAF", type_name="Boeing RC-135W")
+    assert store.sortie("nope") is None
     assert [r["lat"] for r in store.track(sortie)] == [31, 32, 33, 34]
 
 
