@@ -1,5 +1,5 @@
-"""The SQLite store: schema and migrations, sightings, aircraft, feed polls and tail queries. The only
-importer of sqlite_utils.
+"""The SQLite store: sightings, aircraft, feed polls, sorties, the outbox and tail queries, over the standard
+library's sqlite3 (schema.py holds the migrations, with sqlite-utils, and loads only when one is due).
 
 - WAL is set once (it persists in the file); `synchronous=NORMAL` and a busy timeout on every
   connection: no committed transaction is lost on a process crash (reliability-and-performance.md §2.3).
@@ -25,9 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
-
 from ingest.detect.base import Happening
 from ingest.errors import StoreError
 from ingest.models import Alert, FeedHealth, Fix, Place, PollRecord, Sighting, Sortie
@@ -35,184 +32,6 @@ from ingest.timeutil import from_epoch, iso_z
 from ingest.watchlist import Watchlist, normalise_registration
 
 BUSY_TIMEOUT_MS = 5_000
-
-migrations = Migrations("ingest")
-
-
-@migrations(name="0001_initial")
-def _m0001_initial(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE aircraft (
-            id INTEGER PRIMARY KEY,
-            key TEXT NOT NULL UNIQUE,          -- upper-case registration, or the hex without one
-            registration TEXT,
-            icao_type TEXT,
-            type_name TEXT,
-            operator TEXT,
-            category TEXT,
-            tags TEXT,
-            link TEXT
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE aircraft_hex (
-            hex TEXT PRIMARY KEY,
-            aircraft_id INTEGER NOT NULL REFERENCES aircraft(id),
-            source TEXT NOT NULL               -- 'watchlist', or the feed whose `r` revealed it
-        )"""
-    )
-    db.execute("CREATE INDEX aircraft_hex_aircraft ON aircraft_hex(aircraft_id)")
-    db.execute(
-        """CREATE TABLE sightings (
-            hex TEXT NOT NULL,                 -- 6 lower-case hex digits
-            ts INTEGER NOT NULL,               -- position time, Unix seconds UTC
-            registration TEXT,
-            type TEXT,
-            callsign TEXT,
-            lat REAL NOT NULL,
-            lon REAL NOT NULL,
-            x_m REAL NOT NULL,
-            y_m REAL NOT NULL,
-            alt_baro_ft INTEGER,
-            on_ground INTEGER NOT NULL,
-            alt_geom_ft INTEGER,
-            gs_kt REAL,
-            track_deg REAL,
-            squawk TEXT,
-            source_type TEXT NOT NULL,
-            non_icao INTEGER NOT NULL,
-            military INTEGER NOT NULL,
-            feed TEXT NOT NULL,
-            PRIMARY KEY (hex, ts)
-        ) WITHOUT ROWID"""
-    )
-    db.execute(
-        """CREATE TABLE feed_polls (
-            id INTEGER PRIMARY KEY,
-            started_at TEXT NOT NULL,
-            feed TEXT NOT NULL,
-            duration_ms INTEGER NOT NULL,
-            requests INTEGER NOT NULL,
-            http_status INTEGER,
-            aircraft INTEGER NOT NULL,
-            matched INTEGER NOT NULL,
-            kept INTEGER NOT NULL,
-            stored INTEGER NOT NULL,
-            rejected INTEGER NOT NULL,
-            error TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX feed_polls_feed_time ON feed_polls(feed, started_at)")
-
-
-@migrations(name="0002_sorties_and_outbox")
-def _m0002_sorties_and_outbox(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE sorties (
-            sortie_id TEXT PRIMARY KEY,        -- <hex>-<start %Y%m%dT%H%M%SZ>
-            key TEXT NOT NULL,                 -- the watched aircraft: registration, or hex without one
-            hex TEXT NOT NULL,
-            registration TEXT,
-            type TEXT,
-            first_at REAL NOT NULL,            -- Unix seconds UTC: the first airborne sighting in the area
-            first_lat REAL NOT NULL,
-            first_lon REAL NOT NULL,
-            first_alt_baro_ft INTEGER,
-            first_callsign TEXT,
-            first_feed TEXT NOT NULL,
-            last_at REAL NOT NULL,             -- the last airborne sighting in the area (the end time)
-            last_lat REAL NOT NULL,
-            last_lon REAL NOT NULL,
-            last_alt_baro_ft INTEGER,
-            last_callsign TEXT,
-            last_feed TEXT NOT NULL,
-            last_seen_at REAL NOT NULL,        -- the last report from any feed, inside or outside
-            callsigns TEXT NOT NULL,           -- JSON list, in order of first use
-            max_alt_baro_ft INTEGER,
-            sightings INTEGER NOT NULL,
-            previous_sortie_end REAL,
-            end_reason TEXT                    -- NULL while open
-        )"""
-    )
-    db.execute("CREATE INDEX sorties_key_start ON sorties(key, first_at)")
-    db.execute("CREATE INDEX sorties_start ON sorties(first_at)")
-    db.execute("CREATE INDEX sorties_open ON sorties(key) WHERE end_reason IS NULL")
-    db.execute(
-        """CREATE TABLE aircraft_state (
-            key TEXT PRIMARY KEY,
-            last_report_at REAL NOT NULL       -- the newest report the sortie detector has processed
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY,
-            event_id TEXT NOT NULL UNIQUE,
-            topic TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            sent_at TEXT                       -- set when the broker acknowledged it (PUBACK)
-        )"""
-    )
-    db.execute("CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL")
-
-
-@migrations(name="0003_feed_state")
-def _m0003_feed_state(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE feed_state (
-            feed TEXT PRIMARY KEY,
-            state TEXT NOT NULL,               -- ok, degraded or parked, after the feed's latest poll
-            at TEXT NOT NULL,                  -- when that poll ended
-            failures INTEGER NOT NULL,         -- failed polls in a row
-            degraded_since TEXT,
-            next_try_at TEXT,
-            reason TEXT,                       -- the latest error
-            last_success_at TEXT,
-            last_error_at TEXT
-        )"""
-    )
-
-
-@migrations(name="0004_coverage_happenings_airports")
-def _m0004_happenings_airports(db: Database) -> None:
-    # Covered time is rebuilt from successful polls after a restart (detect/coverage.py).
-    db.execute("CREATE INDEX feed_polls_ok_time ON feed_polls(started_at) WHERE error IS NULL")
-    for column in ("took_off_code", "took_off_name", "landed_code", "landed_name"):
-        db.execute(f"ALTER TABLE sorties ADD COLUMN {column} TEXT")
-    db.execute("ALTER TABLE sightings ADD COLUMN emergency TEXT")  # readsb `emergency`, for the detectors
-    db.execute(
-        """CREATE TABLE happenings (
-            event_id TEXT PRIMARY KEY,         -- <sortie_id>/<kind>/<n>
-            sortie_id TEXT NOT NULL,
-            kind TEXT NOT NULL,                -- orbit, emergency
-            n INTEGER NOT NULL,
-            started_at REAL NOT NULL,          -- Unix seconds UTC: the episode's first point
-            detected_at REAL NOT NULL,         -- when it was recognised (the alert's time)
-            lat REAL NOT NULL,                 -- an orbit's centre; where an emergency was recognised
-            lon REAL NOT NULL,
-            details TEXT NOT NULL              -- JSON object, per kind (detect/orbits.py, detect/emergencies.py)
-        )"""
-    )
-    db.execute("CREATE INDEX happenings_sortie ON happenings(sortie_id, started_at)")
-
-
-@migrations(name="0005_daemons_synthetic")
-def _m0005_daemons_synthetic(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE daemons (
-            daemon TEXT PRIMARY KEY,           -- host:pid of an `ingest run`
-            host TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            version TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            beat_at TEXT NOT NULL,             -- its latest heartbeat (every HEARTBEAT_S while it runs)
-            stopped_at TEXT                    -- set by a clean stop; NULL while running or after a crash
-        )"""
-    )
-    # Data from a recording marked synthetic (the bundled demo): shown as such, never alerted, removable.
-    db.execute("ALTER TABLE sorties ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE sightings ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0")
-
 
 _INSERT_SIGHTING = """INSERT OR IGNORE INTO sightings (hex, ts, registration, type, callsign, lat, lon,
     x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, track_deg, squawk, source_type, non_icao,
@@ -239,6 +58,15 @@ class Aircraft:
     type_name: str | None
     operator: str | None
     hexes: tuple[str, ...]
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations this database has, in the order they were applied."""
+    try:
+        rows = conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'ingest' ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # no such table: a new database
+        return []
+    return [name for (name,) in rows]
 
 
 def sighting_row(s: Sighting) -> tuple[Any, ...]:
@@ -274,26 +102,81 @@ def _reading(what: str) -> Callable[[F], F]:
     return wrap
 
 
-class Store:
-    """One connection to the SQLite file, migrated on open."""
+# Every migration the schema has (schema.py applies them; a test keeps the two lists equal).
+MIGRATIONS = (
+    "0001_initial", "0002_sorties_and_outbox", "0003_feed_state", "0004_coverage_happenings_airports",
+    "0005_daemons_synthetic",
+)  # fmt: skip
+
+
+class DatabaseMissing(StoreError):
+    """A read command was pointed at a database file that does not exist."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        super().__init__(
+            f"no database at {path}: `ingest run`, `ingest poll` or `ingest replay` create one "
+            "(or give --database / [database] path)"
+        )
+
+
+class Store:
+    """One connection to the SQLite file, migrated on open. `create=False` (the read commands) refuses a
+    file that does not exist instead of creating an empty database (and its folders) there."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        self._savepoints: list[str] = []
+        memory = str(path) == ":memory:"
+        if not create and not memory and not path.is_file():
+            raise DatabaseMissing(path)
         try:
-            if str(path) != ":memory:":
+            if not memory:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
-            self.db = Database(conn)
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            if str(path) != ":memory:" and self.db.journal_mode != "wal":
-                self.db.enable_wal()
-            migrations.apply(self.db)
+            # Autocommit: transactions are atomic()'s, explicit, as sqlite-utils' are.
+            self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            if not memory and self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            if applied_migrations(self.conn) != list(MIGRATIONS):
+                from ingest import schema  # sqlite_utils loads only for a new or older database
+
+                schema.apply(self.conn)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction (a savepoint when nested), committed on success, rolled back on any error."""
+        conn = self.conn
+        if conn.in_transaction:
+            name = f"ingest_{id(conn)}_{len(self._savepoints)}"
+            self._savepoints.append(name)
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            else:
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            finally:
+                self._savepoints.pop()
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def wal_bytes(self) -> int:
         """The size of the write-ahead log file (0 when there is none)."""
@@ -308,14 +191,14 @@ class Store:
         before = self.wal_bytes()
         mode = "TRUNCATE" if before > WAL_LIMIT_BYTES else "PASSIVE"
         with _writing("checkpoint the WAL"):
-            self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         return before, self.wal_bytes()
 
     # -- writes -------------------------------------------------------------------------------
 
     def sync_watchlist(self, watchlist: Watchlist) -> None:
         """Upsert every watched aircraft and its hexes; aircraft no longer listed are kept."""
-        with _writing("store the watchlist"), self.db.atomic():
+        with _writing("store the watchlist"), self.atomic():
             for entry in watchlist.entries:
                 aircraft_id = self._upsert_aircraft(
                     key=normalise_registration(entry.key),
@@ -327,7 +210,7 @@ class Store:
                     tags=",".join(entry.tags) or None,
                     link=entry.link or None,
                 )
-                self.db.conn.executemany(
+                self.conn.executemany(
                     "INSERT INTO aircraft_hex (hex, aircraft_id, source) VALUES (?, ?, 'watchlist') "
                     "ON CONFLICT(hex) DO UPDATE SET aircraft_id = excluded.aircraft_id, source = 'watchlist'",
                     [(h, aircraft_id) for h in entry.hexes],
@@ -337,7 +220,7 @@ class Store:
         cols = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "key")
-        row = self.db.conn.execute(
+        row = self.conn.execute(
             f"INSERT INTO aircraft ({cols}) VALUES ({marks}) ON CONFLICT(key) DO UPDATE SET {updates} RETURNING id",
             list(values.values()),
         ).fetchone()
@@ -354,8 +237,8 @@ class Store:
     ) -> int:
         """Store a poll's sightings, the sortie changes and alerts they caused, and (unless told not to)
         its feed_polls row, in one transaction; returns how many sightings were new."""
-        conn = self.db.conn
-        with _writing("store a poll"), self.db.atomic():
+        conn = self.conn
+        with _writing("store a poll"), self.atomic():
             before = conn.total_changes
             conn.executemany(_INSERT_SIGHTING, [sighting_row(s) for s in sightings])
             stored = conn.total_changes - before
@@ -379,11 +262,11 @@ class Store:
 
     def save_tracking(self, tracking: Tracking) -> None:
         """Store sortie changes and their alerts (from the periodic check) in one transaction."""
-        with _writing("store sortie changes"), self.db.atomic():
+        with _writing("store sortie changes"), self.atomic():
             self._save_tracking(tracking)
 
     def _save_tracking(self, tracking: Tracking) -> None:
-        conn = self.db.conn
+        conn = self.conn
         conn.executemany(_UPSERT_SORTIE, [_sortie_row(s) for s in tracking.sorties])
         conn.executemany(
             "INSERT INTO aircraft_state (key, last_report_at) VALUES (?, ?) "
@@ -399,7 +282,7 @@ class Store:
 
     def _save_health(self, h: FeedHealth) -> None:
         at = iso_z(h.at)
-        self.db.conn.execute(
+        self.conn.execute(
             "INSERT INTO feed_state (feed, state, at, failures, degraded_since, next_try_at, reason, "
             "last_success_at, last_error_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed) DO UPDATE SET "
             "state = excluded.state, at = excluded.at, failures = excluded.failures, "
@@ -417,10 +300,10 @@ class Store:
     @_reading("read the feeds' health")
     def feed_health(self, since: datetime) -> dict[str, dict[str, Any]]:
         """Per feed: its feed_state row and its polls since `since` (polls, failed, requests, aircraft, kept)."""
-        cur = self.db.conn.execute("SELECT * FROM feed_state")
+        cur = self.conn.execute("SELECT * FROM feed_state")
         names = [d[0] for d in cur.description]
         health = {row[0]: dict(zip(names, row, strict=True)) for row in cur}
-        for feed, polls, failed, requests, aircraft, kept, rejected in self.db.conn.execute(
+        for feed, polls, failed, requests, aircraft, kept, rejected in self.conn.execute(
             "SELECT feed, count(*), count(error), sum(requests), sum(aircraft), sum(kept), sum(rejected) "
             "FROM feed_polls WHERE started_at >= ? GROUP BY feed",
             (iso_z(since),),
@@ -434,7 +317,7 @@ class Store:
         """Remember every hex a sighting came under: a watched registration seen under a hex we did not
         list (a re-hexed airframe), or a military aircraft kept by include_military (a new aircraft row)."""
         seen = {(s.obs.hex_icao, _key(s)): s for s in sightings}
-        conn = self.db.conn
+        conn = self.conn
         conn.executemany(
             "INSERT OR IGNORE INTO aircraft (key, registration, icao_type) VALUES (?, ?, ?)",
             [(key, s.registration, s.type_icao) for (_, key), s in seen.items()],
@@ -450,18 +333,18 @@ class Store:
     def find_aircraft(self, tail: str) -> Aircraft | None:
         """An aircraft by registration (any case) or by one of its hexes."""
         tail = tail.strip()
-        row = self.db.conn.execute(
+        row = self.conn.execute(
             "SELECT id FROM aircraft WHERE key = ? UNION SELECT aircraft_id FROM aircraft_hex WHERE hex = ? LIMIT 1",
             (normalise_registration(tail), tail.lower().lstrip("~")),
         ).fetchone()
         return None if row is None else self._aircraft(int(row[0]))
 
     def _aircraft(self, aircraft_id: int) -> Aircraft:
-        row = self.db.conn.execute(
+        row = self.conn.execute(
             "SELECT id, key, registration, icao_type, type_name, operator FROM aircraft WHERE id = ?",
             (aircraft_id,),
         ).fetchone()
-        hexes = [r[0] for r in self.db.conn.execute(
+        hexes = [r[0] for r in self.conn.execute(
             "SELECT hex FROM aircraft_hex WHERE aircraft_id = ? ORDER BY hex", (aircraft_id,)
         )]  # fmt: skip
         return Aircraft(row[0], row[1], row[2], row[3], row[4], row[5], tuple(hexes))
@@ -489,7 +372,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = [_sighting_dict(r) for r in self.db.conn.execute(sql, params)]
+        rows = [_sighting_dict(r) for r in self.conn.execute(sql, params)]
         rows.reverse()
         return rows
 
@@ -499,7 +382,7 @@ class Store:
     def successful_polls(self, since: datetime) -> list[tuple[str, datetime, float]]:
         """(feed, start, duration in s) of every poll since `since` that succeeded and was stored, oldest
         first: what covered time is rebuilt from (detect/coverage.py)."""
-        rows = self.db.conn.execute(
+        rows = self.conn.execute(
             "SELECT feed, started_at, duration_ms FROM feed_polls WHERE error IS NULL AND started_at >= ?",
             (iso_z(since),),
         ).fetchall()
@@ -510,7 +393,7 @@ class Store:
     @_reading("read the polls")
     def last_successes(self) -> list[tuple[str, datetime, float]]:
         """Each feed's latest successful, stored poll (feed, start, duration in s)."""
-        rows = self.db.conn.execute(
+        rows = self.conn.execute(
             "SELECT feed, max(started_at), duration_ms FROM feed_polls WHERE error IS NULL GROUP BY feed"
         ).fetchall()
         return [(feed, datetime.fromisoformat(at), ms / 1000) for feed, at, ms in rows]
@@ -518,8 +401,8 @@ class Store:
     def heartbeat(self, daemon: str, host: str, pid: int, version: str, now: datetime, stopped: bool = False) -> None:
         """The daemon `daemon` is alive at `now` (or, with `stopped`, has stopped cleanly)."""
         at = iso_z(now)
-        with _writing("write the heartbeat"), self.db.atomic():
-            self.db.conn.execute(
+        with _writing("write the heartbeat"), self.atomic():
+            self.conn.execute(
                 "INSERT INTO daemons (daemon, host, pid, version, started_at, beat_at, stopped_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(daemon) DO UPDATE SET beat_at = excluded.beat_at, "
                 "stopped_at = excluded.stopped_at",
@@ -529,7 +412,7 @@ class Store:
     @_reading("read the daemons")
     def daemons(self) -> list[dict[str, Any]]:
         """Every daemon that has run on this database, the latest heartbeat first."""
-        cur = self.db.conn.execute("SELECT * FROM daemons ORDER BY beat_at DESC")
+        cur = self.conn.execute("SELECT * FROM daemons ORDER BY beat_at DESC")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
 
@@ -537,7 +420,7 @@ class Store:
     def latest_positions(self, since: datetime) -> list[dict[str, Any]]:
         """The latest stored sighting, at or after `since`, of every aircraft reported since then, with its
         aircraft key: one primary-key lookup per aircraft that the sortie detector saw lately."""
-        conn = self.db.conn
+        conn = self.conn
         rows: list[dict[str, Any]] = []
         for (key,) in conn.execute("SELECT key FROM aircraft_state WHERE last_report_at >= ?", (since.timestamp(),)):
             hexes = [h for (h,) in conn.execute(
@@ -560,7 +443,7 @@ class Store:
         if not sortie_ids:
             return []
         marks = ", ".join("?" for _ in sortie_ids)
-        rows = self.db.conn.execute(
+        rows = self.conn.execute(
             f"SELECT sortie_id, kind, n, started_at, detected_at, lat, lon, details FROM happenings "
             f"WHERE sortie_id IN ({marks}) ORDER BY started_at, event_id",
             list(sortie_ids),
@@ -573,14 +456,12 @@ class Store:
     def tracker_state(self) -> tuple[list[Sortie], dict[str, datetime], dict[str, datetime]]:
         """What the sortie detector needs after a restart: open sorties, the last report processed per
         aircraft, and each aircraft's latest sortie end."""
-        cur = self.db.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE end_reason IS NULL")
+        cur = self.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE end_reason IS NULL")
         open_sorties = [_sortie(row) for row in cur]
-        last_report = {
-            k: from_epoch(t) for k, t in self.db.conn.execute("SELECT key, last_report_at FROM aircraft_state")
-        }
+        last_report = {k: from_epoch(t) for k, t in self.conn.execute("SELECT key, last_report_at FROM aircraft_state")}
         last_end = {
             k: from_epoch(t)
-            for k, t in self.db.conn.execute(
+            for k, t in self.conn.execute(
                 "SELECT key, max(last_at) FROM sorties WHERE end_reason IS NOT NULL GROUP BY key"
             )
         }
@@ -606,21 +487,21 @@ class Store:
         sql = f"SELECT {_SORTIE_SELECT} WHERE {' AND '.join(where)} ORDER BY first_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = [_sortie(row) for row in self.db.conn.execute(sql, params)]
+        rows = [_sortie(row) for row in self.conn.execute(sql, params)]
         rows.reverse()
         return rows
 
     @_reading("read a sortie")
     def sortie(self, sortie_id: str) -> Sortie | None:
         """One sortie by its id."""
-        row = self.db.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE sortie_id = ?", (sortie_id,)).fetchone()
+        row = self.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE sortie_id = ?", (sortie_id,)).fetchone()
         return None if row is None else _sortie(row)
 
     @_reading("read a track")
     def track(self, sortie: Sortie) -> list[dict[str, Any]]:
         """The stored sightings of a sortie, oldest first: its aircraft's hexes from start to end (to its
         last sighting while open)."""
-        hexes = [r[0] for r in self.db.conn.execute(
+        hexes = [r[0] for r in self.conn.execute(
             "SELECT hex FROM aircraft_hex JOIN aircraft ON aircraft.id = aircraft_id WHERE key = ?", (sortie.key,)
         )] or [sortie.hex_icao]  # fmt: skip
         return self.sightings(hexes, sortie.start_at, sortie.last.at)
@@ -651,7 +532,7 @@ class Store:
             params += [after[0], after[0], after[1]]
         sql += " ORDER BY ts, hex LIMIT ?"
         params.append(limit)
-        return [_sighting_dict(r) for r in self.db.conn.execute(sql, params)]
+        return [_sighting_dict(r) for r in self.conn.execute(sql, params)]
 
     @_reading("read sorties")
     def sorties_page(
@@ -676,27 +557,27 @@ class Store:
             params += [after[0], after[0], after[1]]
         sql = f"SELECT {_SORTIE_SELECT} WHERE {' AND '.join(where)} ORDER BY first_at, sortie_id LIMIT ?"
         params.append(limit)
-        return [_sortie(row) for row in self.db.conn.execute(sql, params)]
+        return [_sortie(row) for row in self.conn.execute(sql, params)]
 
     @_reading("read the outbox")
     def pending_alerts(self, limit: int, exclude: Iterable[int] = ()) -> list[tuple[int, str, str]]:
         """Unsent outbox rows (id, topic, payload), oldest first, skipping the ids in `exclude`."""
         skip = set(exclude)
-        rows = self.db.conn.execute(
+        rows = self.conn.execute(
             "SELECT id, topic, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit + len(skip),)
         ).fetchall()
         return [(int(r[0]), r[1], r[2]) for r in rows if r[0] not in skip][:limit]
 
     def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
-        with _writing("mark alerts sent"), self.db.atomic():
-            self.db.conn.executemany(
+        with _writing("mark alerts sent"), self.atomic():
+            self.conn.executemany(
                 "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL", [(iso_z(at), i) for i in ids]
             )
 
     @_reading("read the outbox")
     def outbox_counts(self) -> tuple[int, int]:
         """(unsent, sent) outbox rows."""
-        row = self.db.conn.execute("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox").fetchone()
+        row = self.conn.execute("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox").fetchone()
         return int(row[0]), int(row[1])
 
     @_reading("read the polls")
@@ -704,7 +585,7 @@ class Store:
         """The latest poll records, newest first."""
         where = "WHERE feed = ?" if feed else ""
         params: list[Any] = [feed] if feed else []
-        cur = self.db.conn.execute(f"SELECT * FROM feed_polls {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        cur = self.conn.execute(f"SELECT * FROM feed_polls {where} ORDER BY id DESC LIMIT ?", [*params, limit])
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
 

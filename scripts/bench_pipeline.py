@@ -303,7 +303,7 @@ def open_bench(scratch: Path, aircraft: int, watched: int) -> tuple[Bench, int]:
     store.sync_watchlist(watchlist)
     floor_store = Store(scratch / "floor.db")
     body_bytes = len(jv2_body(ac_json, FIRST_NOW_MS, aircraft))
-    return Bench(selector, store, floor_store.db.conn, ac_json, aircraft), body_bytes
+    return Bench(selector, store, floor_store.conn, ac_json, aircraft), body_bytes
 
 
 def close_bench(bench: Bench) -> None:
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench, body_bytes = open_bench(scratch, args.aircraft, args.watched)
         try:
-            mode = journal_mode(bench.store.db.conn)
+            mode = journal_mode(bench.store.conn)
             runs = run_all(bench, args.runs)
         finally:
             close_bench(bench)

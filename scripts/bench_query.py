@@ -252,7 +252,7 @@ def check_disk(directory: Path, rows: int) -> None:
 
 def load_sightings(store: Store, tails: Sequence[Tail], rows: int) -> dict[str, Any]:
     """Insert `rows` sightings in time order, ROWS_PER_TRANSACTION per transaction; the load figures."""
-    conn = store.db.conn
+    conn = store.conn
     rnd = random.Random(DATA_SEED)
     start_s = END_EPOCH_S - SPAN_S
     generate_s = insert_s = 0.0
@@ -264,7 +264,7 @@ def load_sightings(store: Store, tails: Sequence[Tail], rows: int) -> dict[str, 
     for number in range(1, transactions + 1):
         in_txn = min(ROWS_PER_TRANSACTION, rows - done)
         txn_start = perf_counter()
-        with store.db.atomic():
+        with store.atomic():
             batch_done = 0
             while batch_done < in_txn:
                 n = min(ROWS_PER_BATCH, in_txn - batch_done)
@@ -363,7 +363,7 @@ def cli_path(store: Store) -> Callable[[Tail], int]:
 
 def bare_sql(store: Store) -> Callable[[Tail], int]:
     """(floor) the same SELECT, rows fetched as tuples, no conversion."""
-    conn = store.db.conn
+    conn = store.conn
     params = (int(query_since().timestamp()), 2**62, CLI_LIMIT_ROWS)
     return lambda t: len(conn.execute(SQL_FLOOR, (t.hex, *params)).fetchall())
 
@@ -381,7 +381,7 @@ def time_series(label: str, run: Callable[[Tail], int], tails: Sequence[Tail]) -
 def query_plan(store: Store, tail: Tail) -> tuple[str, list[str]]:
     """The SQL Store.sightings ran (values inlined by sqlite3's trace) and its EXPLAIN QUERY PLAN."""
     seen: list[str] = []
-    conn = store.db.conn
+    conn = store.conn
     conn.set_trace_callback(seen.append)
     try:
         store.sightings((tail.hex,), since=query_since(), limit=CLI_LIMIT_ROWS)

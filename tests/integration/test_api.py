@@ -277,7 +277,7 @@ def health_server(config: Path, stale_after_s: float = 300) -> ApiServer:
 def _save_health(config: Path, health: FeedHealth) -> None:
     store = Store(config.parent / "ingest.db")
     try:
-        with store.db.atomic():
+        with store.atomic():
             store._save_health(health)
     finally:
         store.close()

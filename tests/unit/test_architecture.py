@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).parents[2] / "ingest"
 OWNERS = {
     "requests": {"feeds/transport.py"},
     "urllib3": {"feeds/transport.py"},
-    "sqlite_utils": {"store.py"},
-    "sqlite3": {"store.py"},
+    "sqlite_utils": {"schema.py"},
+    "sqlite3": {"store.py", "schema.py"},
     "paho": {"alerts/mqtt.py"},
     "pyproj": {"geo.py"},
     "apscheduler": {"scheduler.py"},

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ingest.errors import StoreError
 from ingest.models import Fix, PollRecord, Sighting, Sortie
-from ingest.store import Store, Tracking, migrations
+from ingest.store import Store, Tracking, applied_migrations
 from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
 
@@ -44,8 +44,8 @@ def open_store(tmp_path: Path) -> Store:
 
 def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    assert store.db.journal_mode == "wal"
-    assert [m.name for m in migrations.applied(store.db)] == [
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert applied_migrations(store.conn) == [
         "0001_initial",
         "0002_sorties_and_outbox",
         "0003_feed_state",
@@ -54,7 +54,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
     ]
     store.close()
     again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
-    assert [m.name for m in migrations.applied(again.db)] == [
+    assert applied_migrations(again.conn) == [
         "0001_initial",
         "0002_sorties_and_outbox",
         "0003_feed_state",
@@ -175,8 +175,8 @@ def test_a_checkpoint_truncates_a_wal_that_busy_readers_let_grow(tmp_path: Path,
     reader.close()
     before, after = store.checkpoint()
     assert before > 256 * 1024 and after == 0
-    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert store.db.execute("SELECT count(*) FROM sightings").fetchone()[0] == 8000
+    assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.conn.execute("SELECT count(*) FROM sightings").fetchone()[0] == 8000
     store.close()
 
 
@@ -184,7 +184,7 @@ def test_a_write_error_is_one_store_error(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     other = sqlite3.connect(tmp_path / "sub" / "ingest.db", timeout=0)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock for longer than the busy timeout
-    store.db.execute("PRAGMA busy_timeout=50")
+    store.conn.execute("PRAGMA busy_timeout=50")
     try:
         store.save_poll(RECORD, [sighting()])
     except StoreError as exc:
@@ -196,3 +196,22 @@ def test_a_write_error_is_one_store_error(tmp_path: Path) -> None:
         other.close()
     assert store.save_poll(RECORD, [sighting()]) == 1  # and works again once the lock is gone
     store.close()
+
+
+def test_the_store_knows_every_migration_the_schema_applies() -> None:
+    from ingest import schema
+    from ingest.store import MIGRATIONS
+
+    assert list(MIGRATIONS) == schema.names()
+
+
+def test_a_read_command_s_store_does_not_create_a_missing_database(tmp_path: Path) -> None:
+    from ingest.store import DatabaseMissing
+
+    try:
+        Store(tmp_path / "no" / "such.db", create=False)
+    except DatabaseMissing as exc:
+        assert "no database at" in str(exc) and "ingest run" in str(exc)
+    else:
+        raise AssertionError("a missing database must be refused")
+    assert not (tmp_path / "no").exists()

@@ -149,7 +149,7 @@ def test_a_restart_in_the_middle_of_an_orbit_neither_loses_nor_repeats_it(
         tracker.check(store, out.record.started_at)
     orbits = [h.event_id for h in store.happenings([s.sortie_id for s in store.sorties()]) if h.kind == "orbit"]
     assert orbits == ["ae01d2-20261120T225558Z/orbit/1", "71f00d-20261120T234056Z/orbit/1"]
-    queued = [r[0] for r in store.db.execute("SELECT event_id FROM outbox ORDER BY id").fetchall()]
+    queued = [r[0] for r in store.conn.execute("SELECT event_id FROM outbox ORDER BY id").fetchall()]
     assert sorted(queued) == sorted(
         ["ae01d2-20261120T225558Z/start", "ae01d2-20261120T225558Z/orbit/1", "ae01d2-20261120T225558Z/end",
          "71f00d-20261120T234056Z/start", "71f00d-20261120T234056Z/orbit/1", "71f00d-20261120T234056Z/end"]
