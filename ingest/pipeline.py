@@ -241,13 +241,21 @@ class FeedJob:
     new kind of malformed record. Runs in that feed's job thread; `sink` takes the outcome to the store."""
 
     def __init__(
-        self, feed: FeedSource | StreamFeed, fetch: Fetch, selector: Selector, clock: Clock, sleep: Sleep
+        self,
+        feed: FeedSource | StreamFeed,
+        fetch: Fetch,
+        selector: Selector,
+        clock: Clock,
+        sleep: Sleep,
+        *,
+        one_shot: bool = False,
     ) -> None:
         self.feed = feed
         self.fetch = fetch
         self.selector = selector
         self.clock = clock
         self.sleep = sleep
+        self.one_shot = one_shot  # `ingest poll`: there is no next try
         self.pacing = Pacing(feed.settings.interval_s)
         self._logged_rejections: set[str] = set()
 
@@ -275,30 +283,32 @@ class FeedJob:
         retry_after = exc.retry_after_s if isinstance(exc, FeedUnavailable) else None
         wait_s = self.pacing.on_failure(self.clock(), exc.reason, status, retry_after)
         if self.sleep(0):
-            return  # cut short because the daemon is stopping: not the feed's fault, nothing to report
+            return  # cut short because we are stopping: not the feed's fault, nothing to report
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs its own outages, once each
         if self.pacing.new_episode:
             access = getattr(self.feed, "access_hint", "") or "the feed needs approval or a key"
             hint = f" (access refused: {access})" if status in (401, 403) else ""
-            log.warning("feed %s failed: %s%s; next try in %.0f s", self.feed.name, exc.reason, hint, wait_s)
+            # A one-shot run (`ingest poll`) has no next try to announce.
+            then = "" if self.one_shot else f"; next try in {wait_s:.0f} s"
+            log.warning("feed %s failed: %s%s%s", self.feed.name, exc.reason, hint, then)
         else:
             log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
 
     def _log_rejections(self, rejected: Sequence[Rejected]) -> None:
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs each kind of bad line once as it reads it
-        for item in rejected:
-            if item.field not in self._logged_rejections:
-                self._logged_rejections.add(item.field)
-                log.warning(
-                    "feed %s: skipped a malformed aircraft record (%s): %s",
-                    self.feed.name,
-                    item.reason,
-                    item.raw,
-                )
-        if rejected:
-            log.debug("feed %s: %d malformed records skipped this poll", self.feed.name, len(rejected))
+        log_rejections(self.feed.name, rejected, self._logged_rejections)
+
+
+def log_rejections(feed: str, rejected: Sequence[Rejected], logged: set[str]) -> None:
+    """One warning per kind of malformed record (its field) for as long as `logged` lives; a count at DEBUG."""
+    for item in rejected:
+        if item.field not in logged:
+            logged.add(item.field)
+            log.warning("feed %s: skipped a malformed aircraft record (%s): %s", feed, item.reason, item.raw)
+    if rejected:
+        log.debug("feed %s: %d malformed records skipped this poll", feed, len(rejected))
 
 
 # -- replay --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What the CLI and the HTTP API both ask of a database: answers built from the store's records, ready to
 print or serialise. Neither edge builds these itself, so both say the same thing.
 
+- `resolve_tail`: the aircraft a TAIL names (registration, hex or callsign), or why none or several do.
 - `daemon_status`: is an `ingest run` writing to this database right now (its heartbeat)?
 - `latest_positions`: the latest position of every watched aircraft seen lately, open sorties first.
 
@@ -9,11 +10,17 @@ Every function takes the store and `now`; none reads a clock.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ingest.errors import IngestError
 from ingest.store import Store
+from ingest.timeutil import iso_z
+from ingest.watchlist import Watchlist, normalise_registration
 
 # A daemon writes its heartbeat every 10 s (scheduler.HEARTBEAT_S); three missed beats and it is gone.
 HEARTBEAT_STALE_S = 30.0
@@ -73,3 +80,104 @@ def latest_positions(store: Store, now: datetime, window: timedelta = NOW_WINDOW
         row["age_s"] = round(_age_s(row["time"], now), 1)
     rows.sort(key=lambda r: (r["sortie_id"] is None, r["age_s"]))
     return rows
+
+
+# -- naming an aircraft ------------------------------------------------------------------------------
+
+_CALLSIGN = re.compile(r"[A-Z0-9]{2,8}\*?")
+_SUGGESTIONS = 3
+
+
+class UnknownTail(IngestError):
+    """No aircraft goes by that registration, hex or callsign; `suggestions` are the closest known names."""
+
+    def __init__(self, text: str, suggestions: Sequence[str]) -> None:
+        self.text = text
+        self.suggestions = tuple(suggestions)
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"unknown tail {text!r}: no registration, hex or callsign of a watched aircraft{hint}")
+
+
+class AmbiguousTail(IngestError):
+    """A callsign several aircraft flew in the period asked for; `candidates` are their keys."""
+
+    def __init__(self, text: str, lines: Sequence[str], candidates: Sequence[str]) -> None:
+        self.text = text
+        self.candidates = tuple(candidates)
+        super().__init__(
+            f"{text!r} was flown by {len(lines)} aircraft in that period: {'; '.join(lines)}. "
+            "Name one by its registration (or narrow --since/--until)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The aircraft a TAIL named: its key in the store (sorties are stored under it), its hexes, how it was
+    found and what to call it."""
+
+    key: str
+    hexes: tuple[str, ...]
+    label: str
+    via: str  # "registration", "hex", "callsign TORA23"
+
+
+def compact(text: str) -> str:
+    """A registration as compared loosely: `62 4125`, `624125` and `62-4125` are the same aircraft."""
+    return "".join(c for c in text.upper() if c.isalnum())
+
+
+def resolve_tail(
+    store: Store,
+    text: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    watchlist: Callable[[], Watchlist] | None = None,
+) -> Resolved:
+    """The aircraft `text` names: a registration (any case and spacing), an ICAO hex, or a callsign (exact,
+    case-insensitive; a prefix with `*`) resolved to the aircraft that flew it in [since, until]. Falls back to
+    the watchlist (loaded only then) for an aircraft never seen. UnknownTail or AmbiguousTail otherwise."""
+    wanted = text.strip()
+    aircraft = store.find_aircraft(wanted) if wanted else None
+    if aircraft is not None:
+        via = "hex" if wanted.lower().lstrip("~") in aircraft.hexes else "registration"
+        return Resolved(aircraft.key, aircraft.hexes, aircraft.registration or aircraft.key, via)
+    loose = compact(wanted)
+    names = store.aircraft_names()
+    matches = [aircraft_id for aircraft_id, key, reg in names if loose and loose in (compact(key), compact(reg or ""))]
+    if len(matches) == 1:
+        found = store.aircraft(matches[0])
+        return Resolved(found.key, found.hexes, found.registration or found.key, "registration")
+    callsign = wanted.upper()
+    if _CALLSIGN.fullmatch(callsign):
+        resolved = _by_callsign(store, callsign, since, until)
+        if resolved is not None:
+            return resolved
+    if watchlist is not None:
+        entries = watchlist()
+        entry = (
+            entries.by_registration(wanted)
+            or entries.by_hex(wanted)
+            or next((e for e in entries.entries if loose and compact(e.registration or "") == loose), None)
+        )
+        if entry is not None:
+            return Resolved(normalise_registration(entry.key), entry.hexes, entry.key, "watchlist")
+    known = [key for _, key, _ in names] + store.callsigns()
+    raise UnknownTail(text, difflib.get_close_matches(wanted.upper(), known, n=_SUGGESTIONS, cutoff=0.6))
+
+
+def _by_callsign(store: Store, callsign: str, since: datetime | None, until: datetime | None) -> Resolved | None:
+    prefix = callsign.endswith("*")
+    users = store.callsign_users(callsign.rstrip("*"), prefix, since, until)
+    if not users:
+        return None
+    if len(users) > 1:
+        lines = [
+            f"{key} ({n} sortie{'s' if n != 1 else ''} as {', '.join(names)}, latest {iso_z(latest)})"
+            for key, n, latest, names in users
+        ]
+        raise AmbiguousTail(callsign, lines, [key for key, *_ in users])
+    key, _, _, names = users[0]
+    aircraft = store.find_aircraft(key)
+    hexes = aircraft.hexes if aircraft is not None else ()
+    label = (aircraft.registration or aircraft.key) if aircraft is not None else key
+    return Resolved(key, hexes, label, f"callsign {', '.join(names)}")

@@ -60,6 +60,11 @@ class Aircraft:
     hexes: tuple[str, ...]
 
 
+def _like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     """The names of the migrations this database has, in the order they were applied."""
     try:
@@ -339,6 +344,52 @@ class Store:
         ).fetchone()
         return None if row is None else self._aircraft(int(row[0]))
 
+    @_reading("list the aircraft")
+    def aircraft_names(self) -> list[tuple[int, str, str | None]]:
+        """(id, key, registration) of every aircraft: what a tail that is not spelt exactly is matched against."""
+        return [(int(r[0]), r[1], r[2]) for r in self.conn.execute("SELECT id, key, registration FROM aircraft")]
+
+    @_reading("look up an aircraft")
+    def aircraft(self, aircraft_id: int) -> Aircraft:
+        return self._aircraft(aircraft_id)
+
+    @_reading("look up a callsign")
+    def callsign_users(
+        self, callsign: str, prefix: bool, since: datetime | None, until: datetime | None
+    ) -> list[tuple[str, int, datetime, tuple[str, ...]]]:
+        """Aircraft that flew a sortie under `callsign` (or a callsign starting with it) overlapping
+        [since, until]: (key, sorties, latest start, the matching callsigns), the latest first."""
+        pattern = f'%"{_like(callsign.upper())}{"%" if prefix else ""}"%'
+        where = ["callsigns LIKE ? ESCAPE '\\'"]
+        params: list[Any] = [pattern]
+        if since is not None:
+            where.append("(end_reason IS NULL OR last_at >= ?)")
+            params.append(since.timestamp())
+        if until is not None:
+            where.append("first_at <= ?")
+            params.append(until.timestamp())
+        rows = self.conn.execute(
+            f"SELECT key, first_at, callsigns FROM sorties WHERE {' AND '.join(where)} ORDER BY first_at DESC",
+            params,
+        ).fetchall()
+        found: dict[str, tuple[int, datetime, list[str]]] = {}
+        wanted = callsign.upper()
+        for key, first_at, callsigns in rows:
+            names = [c for c in json.loads(callsigns) if (c.startswith(wanted) if prefix else c == wanted)]
+            if not names:
+                continue  # LIKE matched across a quote; the JSON says otherwise
+            count, latest, seen = found.get(key, (0, from_epoch(first_at), []))
+            found[key] = (count + 1, latest, seen + [n for n in names if n not in seen])
+        return [(key, n, latest, tuple(seen)) for key, (n, latest, seen) in found.items()]
+
+    @_reading("list the callsigns")
+    def callsigns(self) -> list[str]:
+        """Every callsign a sortie was flown under (for suggestions)."""
+        names: set[str] = set()
+        for (callsigns,) in self.conn.execute("SELECT DISTINCT callsigns FROM sorties"):
+            names.update(json.loads(callsigns))
+        return sorted(names)
+
     def _aircraft(self, aircraft_id: int) -> Aircraft:
         row = self.conn.execute(
             "SELECT id, key, registration, icao_type, type_name, operator FROM aircraft WHERE id = ?",
@@ -474,11 +525,15 @@ class Store:
         since: datetime | None = None,
         open_only: bool = False,
         limit: int | None = None,
+        until: datetime | None = None,
     ) -> list[Sortie]:
-        """Sorties (of these aircraft keys, or all) that started at or after `since`, the latest `limit`
+        """Sorties (of these aircraft keys, or all) that started in [since, until], the latest `limit`
         of them, oldest first."""
         where: list[str] = ["first_at >= ?"]
-        params: list[Any] = [since.timestamp() if since else 0.0]
+        params: list[Any] = [since.timestamp() if since else -math.inf]
+        if until is not None:
+            where.append("first_at <= ?")
+            params.append(until.timestamp())
         if keys is not None:
             where.append(f"sorties.key IN ({', '.join('?' for _ in keys)})")
             params.extend(keys)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ingest.cli import build_parser, main
+from ingest.store import Store
 from tests.conftest import REPO, ConfigWriter, aircraft, envelope
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def replayed(write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["replay", "--config", str(config), str(DEMO)]) == 0
     assert (
         capsys.readouterr().out.strip()
-        == f"{DEMO}: 421 responses, 1066 aircraft, 344 watched in area, 344 new, 0 unreadable"
+        == f"{DEMO}: 421 responses, 1066 aircraft, 344 watched in area, 344 new, 0 malformed records, 0 unreadable"
     )
     return config
 
@@ -129,7 +130,12 @@ def test_unknown_tail_exits_non_zero(replayed: Path, capsys: pytest.CaptureFixtu
 def test_watched_tail_never_seen_is_an_empty_answer(
     write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "sightings", "62-4134", "--config", str(write_config([])), "--format", "json")
+    config = write_config([])
+    code, _, err = run(capsys, "sightings", "62-4134", "--config", str(config), "--format", "json")
+    assert code == 1 and err.startswith("ingest: error: no database at ")  # never created by a read command
+    assert not (config.parent / "ingest.db").exists()
+    Store(config.parent / "ingest.db").close()
+    code, out, _ = run(capsys, "sightings", "62-4134", "--config", str(config), "--format", "json")
     assert code == 0 and json.loads(out) == []
 
 
@@ -146,9 +152,9 @@ def test_replay_reports_bad_files_and_keeps_going(
     config = write_config([])
     code, out, err = run(capsys, "replay", "--config", str(config), str(good), str(bad), str(lines), str(missing))
     assert code == 1
-    assert f"{good}: 1 responses, 1 aircraft, 1 watched in area, 1 new, 0 unreadable" in out
-    assert f"{bad}: 1 responses, 0 aircraft, 0 watched in area, 0 new, 1 unreadable" in out
-    assert f"{lines}: 2 responses, 1 aircraft, 1 watched in area, 1 new, 1 unreadable" in out
+    assert f"{good}: 1 response, 1 aircraft, 1 watched in area, 1 new, 0 malformed records, 0 unreadable" in out
+    assert f"{bad}: 1 response, 0 aircraft, 0 watched in area, 0 new, 0 malformed records, 1 unreadable" in out
+    assert f"{lines}: 2 responses, 1 aircraft, 1 watched in area, 1 new, 0 malformed records, 1 unreadable" in out
     assert f"{missing}: No such file or directory" in err
 
 

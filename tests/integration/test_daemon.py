@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ingest.store import Store
 from tests.conftest import REPO, T0, ConfigWriter, aircraft, envelope
 from tests.integration.conftest import Daemon, FeedServer, Reply, free_port
 from tests.integration.drip import StartServer, drip_headers
@@ -188,10 +189,16 @@ def test_run_serves_the_api_when_http_is_enabled(
 
 def test_serve_answers_until_sigterm(write_config: ConfigWriter, tmp_path: Path) -> None:
     port = free_port()
-    config = write_config([], http={"port": port})
+    config = write_config([], http={"port": 1})  # --port overrides it
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "ingest", "serve", "--config", str(config)], capture_output=True, text=True, env=env,
+        timeout=30,
+    )  # fmt: skip
+    assert refused.returncode == 1 and refused.stderr.startswith("ingest: error: no database at ")
+    Store(tmp_path / "ingest.db").close()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "serve", "--config", str(config)],
+        [sys.executable, "-m", "ingest", "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     try:

@@ -133,7 +133,7 @@ def test_csv_and_output_file(
     target = tmp_path / "tora.gpx"
     target.write_text("old")
     code, out, _ = run(capsys, "export", TORA, "--config", str(config), "--format", "gpx", "-o", str(target))
-    assert code == 0 and out == f"{target}: gpx, 1 sorties, 170 sightings\n"
+    assert code == 0 and out == f"{target}: gpx, 1 sortie, 170 sightings\n"
     assert len(ET.parse(target).getroot().findall(f"{GPX}trk/{GPX}trkseg/{GPX}trkpt")) == 170
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tora.gpx"]  # no temporary file left behind
     code, _, err = run(capsys, "export", TORA, "--config", str(config), "-o", str(tmp_path / "no" / "x.json"))
@@ -173,7 +173,7 @@ def test_tail_with_two_sorties(write_config: ConfigWriter, tmp_path: Path, capsy
 def test_unknown_and_misused(demo: tuple[Path, list[dict[str, Any]]], capsys: pytest.CaptureFixture[str]) -> None:
     config, _ = demo
     code, out, err = run(capsys, "export", "ae01d2-20991231T000000Z", "--config", str(config))
-    assert (code, out) == (1, "") and "unknown sortie 'ae01d2-20991231T000000Z'" in err
+    assert (code, out) == (1, "") and "no sortie 'ae01d2-20991231T000000Z'" in err
     code, out, err = run(capsys, "export", "N12345", "--since", "7d", "--config", str(config))
     assert (code, out) == (1, "") and "unknown tail 'N12345'" in err
     code, _, err = run(capsys, "export", "62-4125", "--config", str(config))
@@ -182,3 +182,21 @@ def test_unknown_and_misused(demo: tuple[Path, list[dict[str, Any]]], capsys: py
     assert code == 2 and "--since goes with a TAIL" in err
     code, _, err = run(capsys, "export", TORA, "--format", "shp", "--config", str(config))
     assert code == 2 and "invalid choice" in err
+    code, out, err = run(capsys, "export", TORA[:-1], "--config", str(config))  # its final Z is missing
+    assert (code, out) == (2, "") and "is not a sortie id" in err and "ending in Z" in err
+
+
+def test_the_format_comes_from_the_file_name_and_dash_is_stdout(
+    demo: tuple[Path, list[dict[str, Any]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = demo
+    kml = tmp_path / "track.kml"
+    code, out, _ = run(capsys, "export", TORA, "--config", str(config), "-o", str(kml))
+    assert code == 0 and out.startswith(f"{kml}: kml, 1 sortie, ")
+    assert kml.read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>') and "<kml" in kml.read_text()
+    code, _, err = run(capsys, "export", TORA, "--config", str(config), "-o", str(kml), "--format", "gpx")
+    assert code == 2 and "contradicts" in err
+    code, _, err = run(capsys, "export", TORA, "--config", str(config), "-o", str(tmp_path / "track.txt"))
+    assert code == 2 and "give --format" in err and not (tmp_path / "track.txt").exists()
+    code, out, _ = run(capsys, "export", TORA, "--config", str(config), "-o", "-", "--format", "gpx")
+    assert code == 0 and out.startswith('<?xml version="1.0" encoding="UTF-8"?>') and "<gpx" in out

@@ -16,6 +16,7 @@ from ingest.cli import main
 from ingest.config import load
 from ingest.feeds.hosts import KNOWN_HOSTS, HostLimit
 from ingest.feeds.transport import Fetcher
+from ingest.store import Store
 from tests.conftest import ConfigWriter, aircraft, envelope
 from tests.integration.conftest import Daemon, FeedServer, Reply
 
@@ -42,6 +43,10 @@ def test_feeds_shows_ok_degraded_parked_disabled_and_never_polled(
         [feed(feed_server, "good"), feed(feed_server, "down"), feed(feed_server, "locked"),
          feed(feed_server, "off", enabled=False)]
     )  # fmt: skip
+    capsys.readouterr()
+    assert main(["feeds", "--config", str(config)]) == 1  # a read command: it never creates the database
+    assert "no database at" in capsys.readouterr().err
+    Store(config.parent / "ingest.db").close()
     before = feeds_json(config, capsys)
     assert before["good"]["state"] == "never polled" and before["off"]["state"] == "disabled"
 

@@ -158,7 +158,7 @@ def test_airplanes_live_403_fails_the_poll_without_showing_the_key(
     config = write_config([airplanes_live(feed_server)], daemon={"log_level": "DEBUG"})  # every line
     assert poll(config) == 1
     out, err = capsys.readouterr()
-    assert "apl: FAILED, 1 requests" in out and "HTTP 403" in out
+    assert "apl: FAILED, 1 request" in out and "HTTP 403" in out
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "apl" in r.getMessage()]
     assert len(warnings) == 1 and "access refused" in warnings[0]
     assert KEY not in out + err
@@ -260,4 +260,4 @@ def test_readsb_v2_mil_without_include_military_keeps_the_watchlist(
     config = write_config([feed | {"queries": ["mil"]}])
     assert poll(config) == 0
     assert feed_server.paths() == ["/v2/mil"]
-    assert "lol: ok, 1 requests, 2 aircraft, 1 watched, 1 in area, 1 new" in capsys.readouterr().out
+    assert "lol: ok, 1 request, 2 aircraft, 1 watched, 1 in area, 1 new" in capsys.readouterr().out

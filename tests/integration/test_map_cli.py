@@ -60,7 +60,7 @@ def share_near(pixels: np.ndarray, colour: tuple[float, float, float], tolerance
 def test_tora23_sortie_as_png(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "tora23.png"
     code, out, err = run(capsys, "map", TORA, "--config", str(config), "-o", str(target))
-    assert (code, err) == (0, "") and out == f"{target}: png, 1 sorties, 170 sightings\n"
+    assert (code, err) == (0, "") and out == f"{target}: png, 1 sortie, 170 sightings\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tora23.png"]  # no temporary file left behind
     pixels = rgb(target)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
@@ -75,7 +75,7 @@ def test_tora23_sortie_as_png(config: Path, tmp_path: Path, capsys: pytest.Captu
 def test_svg_and_suffix_case(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "tora23.SVG"
     code, out, _ = run(capsys, "map", TORA.upper(), "--config", str(config), "-o", str(target))
-    assert code == 0 and out == f"{target}: svg, 1 sorties, 170 sightings\n"
+    assert code == 0 and out == f"{target}: svg, 1 sortie, 170 sightings\n"
     text = " ".join(ET.parse(target).getroot().itertext())
     assert "62-4125 · R135 · TORA23" in text
     assert "2026-11-20 22:55:58 \N{EN DASH} 2026-11-21 01:54:56 UTC · 2 h 58 min · ended: left area" in text
@@ -86,7 +86,7 @@ def test_tail_since(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     target = tmp_path / "p8.png"
     code, out, _ = run(capsys, "map", "230921", "--since", "2026-11-20T00:00:00Z", "--config", str(config),
                        "-o", str(target))  # fmt: skip
-    assert code == 0 and out == f"{target}: png, 1 sorties, 165 sightings\n"
+    assert code == 0 and out == f"{target}: png, 1 sortie, 165 sightings\n"
     rgb(target)
     # started before --since: a map of the area alone, and that is not an error
     target = tmp_path / "none.svg"
@@ -112,7 +112,7 @@ def test_tail_with_two_sorties(write_config: ConfigWriter, tmp_path: Path, capsy
 def test_unknown_and_misused(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     png = str(tmp_path / "x.png")
     code, out, err = run(capsys, "map", "ae01d2-20991231T000000Z", "--config", str(config), "-o", png)
-    assert (code, out) == (1, "") and "unknown sortie 'ae01d2-20991231T000000Z'" in err
+    assert (code, out) == (1, "") and "no sortie 'ae01d2-20991231T000000Z'" in err
     code, out, err = run(capsys, "map", "N12345", "--since", "7d", "--config", str(config), "-o", png)
     assert (code, out) == (1, "") and "unknown tail 'N12345'" in err
     for bad in ("x.jpg", "x.pdf", "x"):

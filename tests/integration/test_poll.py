@@ -225,8 +225,8 @@ def test_aircraft_json_from_a_file_and_from_a_url(
     )
     assert main(["poll", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "file: ok, 1 requests, 1 aircraft, 1 watched, 1 in area, 1 new" in out
-    assert "url: ok, 1 requests, 1 aircraft, 1 watched, 1 in area, 1 new" in out
+    assert "file: ok, 1 request, 1 aircraft, 1 watched, 1 in area, 1 new" in out
+    assert "url: ok, 1 request, 1 aircraft, 1 watched, 1 in area, 1 new" in out
     assert sightings_json(config, "230921", capsys)[0]["feed"] == "url"
 
 

@@ -77,7 +77,7 @@ def test_a_bomb_line_among_good_lines_costs_only_that_line(
     config = write_config([])
     assert main(["replay", "--config", str(config), str(recording)]) == 1
     out, err = capsys.readouterr()
-    assert f"{recording}: 3 responses, 2 aircraft, 2 watched in area, 2 new, 1 unreadable" in out
+    assert f"{recording}: 3 responses, 2 aircraft, 2 watched in area, 2 new, 0 malformed records, 1 unreadable" in out
     assert f"{recording}: response 2 skipped" in err and "Traceback" not in err
     with closing(sqlite3.connect(config.parent / "ingest.db")) as conn:
         assert conn.execute("SELECT count(*) FROM sightings").fetchone()[0] == 2

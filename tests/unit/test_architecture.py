@@ -21,7 +21,7 @@ OWNERS = {
     "apscheduler": {"scheduler.py"},
     "starlette": {"api.py"},
     "uvicorn": {"api.py"},
-    "tqdm": {"cli.py"},
+    "tqdm": {"commands/__init__.py"},
     "matplotlib": {"mapping.py"},
 }
 PURE = {
