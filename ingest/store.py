@@ -65,6 +65,22 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_is_sqlite(path: Path) -> None:
+    """Refuse a file that exists and is not an SQLite database: opening it would make it one."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot open the database {path}: {exc.strerror or exc}") from exc
+    if head and head != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database (left untouched)")
+
+
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     """The names of the migrations this database has, in the order they were applied."""
     try:
@@ -135,6 +151,8 @@ class Store:
         memory = str(path) == ":memory:"
         if not create and not memory and not path.is_file():
             raise DatabaseMissing(path)
+        if not memory:
+            _check_is_sqlite(path)
         try:
             if not memory:
                 path.parent.mkdir(parents=True, exist_ok=True)
