@@ -266,3 +266,22 @@ def test_page_is_served_self_contained(server: ApiServer) -> None:
     assert [n.attrs["src"] for n in page.all("script")] == ["static/page.js"]
     paths = requests.get(f"{server.url}/openapi.json", timeout=10).json()["paths"]
     assert list(paths["/"]["get"]["responses"]["200"]["content"]) == ["text/html"]
+
+
+def test_coastline_is_served_from_the_bundle_and_cached(server: ApiServer) -> None:
+    """GET /api/coastline.geojson: the file `ingest map` draws, byte for byte, cacheable with an ETag."""
+    r = requests.get(f"{server.url}/api/coastline.geojson", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    assert r.content == (REPO / "ingest" / "data" / "coastline-korea-50m.geojson").read_bytes()
+    assert r.json()["bbox"] == [100.0, 15.0, 150.0, 55.0]
+    assert "max-age=" in r.headers["cache-control"] and r.headers["etag"].startswith('"')
+    again = requests.get(
+        f"{server.url}/api/coastline.geojson", headers={"If-None-Match": r.headers["etag"]}, timeout=10
+    )
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == r.headers["etag"]
+    other = requests.get(f"{server.url}/api/coastline.geojson", headers={"If-None-Match": '"other"'}, timeout=10)
+    assert other.status_code == 200 and other.content == r.content
+    bad = requests.get(f"{server.url}/api/coastline.geojson?x=1", timeout=10)
+    assert bad.status_code == 400 and "unknown parameter" in bad.json()["error"]
+    doc = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    assert "application/geo+json" in doc["paths"]["/api/coastline.geojson"]["get"]["responses"]["200"]["content"]
