@@ -12,7 +12,9 @@ gives the longitudes and latitudes, labelled where it meets the map's bottom and
 - Each track: a line coloured by barometric altitude (0 ft on the ground; grey where a sighting has
   none), with a colorbar in feet; the start (circle) and the end (square) of each sortie are marked,
   with their UTC times when there are at most LABELLED_SORTIES sorties.
-- The title: registrations, types and callsigns; the UTC period; the sortie id(s) and counts.
+- The title: registrations, operators, types (the watchlist's full name, else the ICAO code) and
+  callsigns; the UTC period; the sortie id(s) and counts, after "SYNTHETIC demo data" (in red) when the
+  sorties come from a synthetic recording.
 
 No pyplot: one `Figure` with its own Agg canvas per picture, nothing registered globally; rcParams are
 changed only by an `rc_context` around the SVG write (text as <text>, not paths; stable ids).
@@ -70,6 +72,8 @@ END = "#c62828"
 ORBIT = "#6a1b9a"  # an orbit's centre and radius
 EMERGENCY = "#ff6f00"
 CMAP = "turbo"
+SYNTHETIC = "SYNTHETIC demo data"
+SYNTHETIC_COLOUR = "#b71c1c"
 LABELLED_SORTIES = 6  # more sorties than this: their start and end marks go without times
 TITLE_ITEMS = 6  # registrations, types or callsigns named in the title; more end in "…"
 # Behind labels on the map: a halo would turn SVG text into paths, a box keeps it text.
@@ -434,13 +438,15 @@ def _duration(seconds: float) -> str:
 
 
 def title_lines(tracks: Sequence[Track], subject: str | None = None) -> tuple[str, str, str]:
-    """The three title lines: who, when, which sorties."""
+    """The three title lines: who (registration, operator, type, callsigns), when, which sorties (first
+    saying "SYNTHETIC demo data" when they come from a synthetic recording)."""
     if not tracks:
         return (subject or "ingest map", "no sorties to draw", "")
     sorties = [s for s, _ in tracks]
     who = [
         _names([s.registration or s.key for s in sorties]),
-        _names([s.type_icao for s in sorties]) or "type unknown",
+        _names([s.operator for s in sorties]),
+        _names([s.type_name or s.type_icao for s in sorties]) or "type unknown",
         _names([c for s in sorties for c in s.callsigns]) or "no callsign",
     ]
     start = min(s.start_at for s in sorties)
@@ -457,7 +463,10 @@ def title_lines(tracks: Sequence[Track], subject: str | None = None) -> tuple[st
     else:
         ids = ", ".join(s.sortie_id for s in sorties) if len(sorties) <= 3 else f"{sorties[0].sortie_id} …"
         which = f"{len(sorties)} sorties ({ids}) · {sightings} sightings{highest}"
-    return (" · ".join(who), when, which)
+    synthetic = sum(s.synthetic for s in sorties)
+    if synthetic:
+        which = f"{SYNTHETIC}{'' if synthetic == len(sorties) else f' ({synthetic} of {len(sorties)})'} · {which}"
+    return (" · ".join(w for w in who if w), when, which)
 
 
 def _title(fig: Figure, tracks: Sequence[Track], subject: str | None) -> None:
@@ -465,4 +474,7 @@ def _title(fig: Figure, tracks: Sequence[Track], subject: str | None) -> None:
     left = MAP_BOX[0]
     fig.text(left, 0.975, who, ha="left", va="top", fontsize=14, fontweight="bold", color="#111111")
     fig.text(left, 0.930, when, ha="left", va="top", fontsize=10, color="#222222")
-    fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, color="#555555")
+    if which.startswith(SYNTHETIC):  # said where it cannot be missed: the data is made up
+        fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, fontweight="bold", color=SYNTHETIC_COLOUR)
+    else:
+        fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, color="#555555")

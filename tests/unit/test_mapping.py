@@ -219,3 +219,34 @@ def test_an_orbit_is_marked_at_its_centre_and_an_emergency_where_it_was() -> Non
     assert any(t.startswith("emergency 7700") for t in texts)
     assert "orbit centre" in texts and "emergency" in texts  # the legend
     assert sum(t.startswith("orbit 1") for t in texts) == 1  # another sortie's orbit is not drawn
+
+
+def test_title_names_the_operator_and_the_full_type_when_known() -> None:
+    full = sortie(TRACK, operator="USAF", type_name="Boeing RC-135W")
+    assert mapping.title_lines([(full, TRACK)])[0] == "62-4125 · USAF · Boeing RC-135W · TORA23"
+    assert mapping.title_lines([(sortie(TRACK, operator="USAF"), TRACK)])[0] == "62-4125 · USAF · R135 · TORA23"
+    assert mapping.title_lines([(SORTIE, TRACK)])[0] == "62-4125 · R135 · TORA23"  # the ICAO code, as before
+    p8 = sortie(TRACK, registration="230921", operator="Republic of Korea Navy", type_name="Boeing P-8A Poseidon",
+                callsigns=("ROKN621",))  # fmt: skip
+    assert mapping.title_lines([(full, TRACK), (p8, TRACK)])[0] == (
+        "62-4125, 230921 · USAF, Republic of Korea Navy · Boeing RC-135W, Boeing P-8A Poseidon · TORA23, ROKN621"
+    )
+    text = " ".join(ET.fromstring(mapping.render_map([(full, TRACK)], AREA, PROJECTOR, "svg")).itertext())
+    assert "62-4125 · USAF · Boeing RC-135W · TORA23" in text
+
+
+def test_title_says_synthetic_demo_data_in_red() -> None:
+    fake = sortie(TRACK, synthetic=True)
+    which = mapping.title_lines([(fake, TRACK)])[2]
+    assert which == f"SYNTHETIC demo data · sortie {fake.sortie_id} · {len(TRACK)} sightings · max 30,000 ft"
+    later = [dict(r, time=iso_z(datetime.fromisoformat(r["time"]) + timedelta(days=1))) for r in TRACK]
+    both = mapping.title_lines([(fake, TRACK), (sortie(later), later)])[2]
+    assert both.startswith("SYNTHETIC demo data (1 of 2) · 2 sorties (")
+    assert not mapping.title_lines([(SORTIE, TRACK)])[2].startswith("SYNTHETIC")
+    root = ET.fromstring(mapping.render_map([(fake, TRACK)], AREA, PROJECTOR, "svg"))
+    (line,) = [t for t in root.iter(f"{SVG}text") if "SYNTHETIC" in "".join(t.itertext())]
+    style = line.get("style", "")
+    assert f"fill: {mapping.SYNTHETIC_COLOUR}" in style and "font-weight: 700" in style, style
+    image = Image.open(io.BytesIO(mapping.render_map([(fake, TRACK)], AREA, PROJECTOR, "png")))
+    title = np.asarray(image.convert("RGB"), dtype=np.float64)[:150]  # above the map's frame
+    assert pixels_near(title, mapping.SYNTHETIC_COLOUR, 8) > 200
