@@ -75,6 +75,7 @@ CMAP = "turbo"
 SYNTHETIC = "SYNTHETIC demo data"
 SYNTHETIC_COLOUR = "#b71c1c"
 LABELLED_SORTIES = 6  # more sorties than this: their start and end marks go without times
+TITLE_RIGHT = 0.985  # the title's lines end before this share of the figure's width
 TITLE_ITEMS = 6  # registrations, types or callsigns named in the title; more end in "…"
 # Behind labels on the map: a halo would turn SVG text into paths, a box keeps it text.
 LABEL_BOX = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
@@ -472,9 +473,19 @@ def title_lines(tracks: Sequence[Track], subject: str | None = None) -> tuple[st
 def _title(fig: Figure, tracks: Sequence[Track], subject: str | None) -> None:
     who, when, which = title_lines(tracks, subject)
     left = MAP_BOX[0]
-    fig.text(left, 0.975, who, ha="left", va="top", fontsize=14, fontweight="bold", color="#111111")
-    fig.text(left, 0.930, when, ha="left", va="top", fontsize=10, color="#222222")
+    lines = [
+        fig.text(left, 0.975, who, ha="left", va="top", fontsize=14, fontweight="bold", color="#111111"),
+        fig.text(left, 0.930, when, ha="left", va="top", fontsize=10, color="#222222"),
+    ]
     if which.startswith(SYNTHETIC):  # said where it cannot be missed: the data is made up
-        fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, fontweight="bold", color=SYNTHETIC_COLOUR)
+        lines.append(fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, fontweight="bold",
+                              color=SYNTHETIC_COLOUR))  # fmt: skip
     else:
-        fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, color="#555555")
+        lines.append(fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, color="#555555"))
+    # A long line ("230921 · Republic of Korea Navy · Boeing P-8A Poseidon · ROKN621" at 14 pt) would run
+    # off the picture: it is set smaller until it fits.
+    room_px = (TITLE_RIGHT - left) * fig.bbox.width
+    for line in lines:
+        width_px = line.get_window_extent().width  # measured with the Agg canvas made in render_map
+        if width_px > room_px:
+            line.set_fontsize(float(line.get_fontsize()) * room_px / width_px)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,3 +251,18 @@ def test_title_says_synthetic_demo_data_in_red() -> None:
     image = Image.open(io.BytesIO(mapping.render_map([(fake, TRACK)], AREA, PROJECTOR, "png")))
     title = np.asarray(image.convert("RGB"), dtype=np.float64)[:150]  # above the map's frame
     assert pixels_near(title, mapping.SYNTHETIC_COLOUR, 8) > 200
+
+
+def test_a_long_title_is_set_smaller_to_fit() -> None:
+    p8 = sortie(TRACK, registration="230921", operator="Republic of Korea Navy", type_name="Boeing P-8A Poseidon",
+                callsigns=("ROKN621",))  # fmt: skip
+    root = ET.fromstring(mapping.render_map([(p8, TRACK)], AREA, PROJECTOR, "svg"))
+    (who,) = [t for t in root.iter(f"{SVG}text") if "ROKN621" in "".join(t.itertext())]
+    size = re.search(r"font-size: ([0-9.]+)px", who.get("style", ""))
+    assert size and 10 < float(size[1]) < 14
+    image = Image.open(io.BytesIO(mapping.render_map([(p8, TRACK)], AREA, PROJECTOR, "png")))
+    title = np.asarray(image.convert("RGB"))[:100]
+    assert (title[:, -16:] == 255).all()  # nothing runs off the picture's right edge
+    short = ET.fromstring(mapping.render_map([(SORTIE, TRACK)], AREA, PROJECTOR, "svg"))
+    (who,) = [t for t in short.iter(f"{SVG}text") if "TORA23" in "".join(t.itertext()) and "62-4125" in (t.text or "")]
+    assert "font-size: 14px" in who.get("style", "")
