@@ -15,6 +15,9 @@ gives the longitudes and latitudes, labelled where it meets the map's bottom and
 - The title: registrations, operators, types (the watchlist's full name, else the ICAO code) and
   callsigns; the UTC period; the sortie id(s) and counts, after "SYNTHETIC demo data" (in red) when the
   sorties come from a synthetic recording.
+- The web page (ingest/static/page.js) colours its tracks from a table of this colormap sampled at
+  PAGE_COLOUR_STOPS stops, with the same 0..top scale: `page_colour_table()` is that table as script,
+  written into page.js by scripts/build_page_colours.py and checked against it by tests/unit/test_mapping.py.
 
 No pyplot: one `Figure` with its own Agg canvas per picture, nothing registered globally; rcParams are
 changed only by an `rc_context` around the SVG write (text as <text>, not paths; stable ids).
@@ -72,6 +75,9 @@ END = "#c62828"
 ORBIT = "#6a1b9a"  # an orbit's centre and radius
 EMERGENCY = "#ff6f00"
 CMAP = "turbo"
+TOP_MIN_FT = 10_000  # the colour scale's top: the highest altitude rounded up to TOP_STEP_FT, at least this
+TOP_STEP_FT = 5_000
+PAGE_COLOUR_STOPS = 33  # every 1/32 of the scale: linear between them, within 7/255 of the colormap
 SYNTHETIC = "SYNTHETIC demo data"
 SYNTHETIC_COLOUR = "#b71c1c"
 LABELLED_SORTIES = 6  # more sorties than this: their start and end marks go without times
@@ -355,7 +361,33 @@ def _top_ft(tracks: Sequence[Track]) -> float:
         [r["alt_baro_ft"] for _, rows in tracks for r in rows if r["alt_baro_ft"] is not None and not r["on_ground"]],
         default=0,
     )
-    return float(max(10_000, math.ceil(highest / 5_000) * 5_000))
+    return float(max(TOP_MIN_FT, math.ceil(highest / TOP_STEP_FT) * TOP_STEP_FT))
+
+
+def colour_stops(n: int = PAGE_COLOUR_STOPS) -> list[str]:
+    """The altitude colormap at n evenly spaced stops from 0 to 1 (0 ft to the scale's top), as #rrggbb."""
+    rgba = matplotlib.colormaps[CMAP](np.linspace(0.0, 1.0, n))
+    return [f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}" for r, g, b, _ in rgba]
+
+
+PAGE_TABLE_BEGIN = "// -- altitude colours: from ingest/mapping.py by scripts/build_page_colours.py; do not edit"
+PAGE_TABLE_END = "// -- end of the altitude colours"
+
+
+def page_colour_table() -> str:
+    """The block of ingest/static/page.js that holds the altitude colours, markers included."""
+    stops = colour_stops()
+    rows = [", ".join(f'"{c}"' for c in stops[i : i + 8]) for i in range(0, len(stops), 8)]
+    body = ",\n".join(f"    {row}" for row in rows)
+    return "\n".join([
+        f"  {PAGE_TABLE_BEGIN}",
+        f"  // matplotlib's {CMAP!r} at {len(stops)} even stops from 0 ft to the top; linear between stops.",
+        f"  const ALTITUDE_COLOURS = [\n{body},\n  ];",
+        f'  const NO_ALTITUDE = "{NO_ALTITUDE}";',
+        f"  const TOP_MIN_FT = {TOP_MIN_FT}; // the top: the highest altitude rounded up to TOP_STEP_FT, at least this",
+        f"  const TOP_STEP_FT = {TOP_STEP_FT};",
+        f"  {PAGE_TABLE_END}",
+    ])  # fmt: skip
 
 
 def _draw_track(ax: Axes, x: FloatArray, y: FloatArray, alt: FloatArray, cmap: Colormap, norm: Normalize) -> None:

@@ -253,6 +253,27 @@ def test_title_says_synthetic_demo_data_in_red() -> None:
     assert pixels_near(title, mapping.SYNTHETIC_COLOUR, 8) > 200
 
 
+def test_the_pages_altitude_colours_are_the_maps() -> None:
+    """ingest/static/page.js carries the colormap sampled at PAGE_COLOUR_STOPS stops, the grey and the scale's
+    rule, exactly as page_colour_table() writes them (scripts/build_page_colours.py): they cannot drift."""
+    page = (Path(mapping.__file__).parent / "static" / "page.js").read_text(encoding="utf-8")
+    assert mapping.page_colour_table() in page, "page.js is out of date: run scripts/build_page_colours.py"
+    stops = mapping.colour_stops()
+    assert len(stops) == mapping.PAGE_COLOUR_STOPS and all(f'"{c}"' in page for c in stops)
+    cmap = matplotlib.colormaps[mapping.CMAP]
+    at = np.linspace(0.0, 1.0, len(stops))
+    assert [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in stops] == [
+        tuple(round(v * 255) for v in cmap(t)[:3]) for t in at
+    ]
+    # Between the stops the page interpolates linearly: within 7/255 of the colormap everywhere.
+    table = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in stops], dtype=np.float64)
+    t = np.linspace(0.0, 1.0, 4001)
+    page_rgb = np.round(np.column_stack([np.interp(t, at, table[:, k]) for k in range(3)]))
+    assert np.abs(page_rgb - cmap(t)[:, :3] * 255).max() <= 7.0
+    assert f'const NO_ALTITUDE = "{mapping.NO_ALTITUDE}";' in page
+    assert f"const TOP_MIN_FT = {mapping.TOP_MIN_FT};" in page and f"const TOP_STEP_FT = {mapping.TOP_STEP_FT};" in page
+
+
 def test_a_long_title_is_set_smaller_to_fit() -> None:
     p8 = sortie(TRACK, registration="230921", operator="Republic of Korea Navy", type_name="Boeing P-8A Poseidon",
                 callsigns=("ROKN621",))  # fmt: skip
