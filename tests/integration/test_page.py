@@ -50,6 +50,7 @@ DEMO = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
 TORA23 = "ae01d2-20261120T225558Z"
 ROKN621 = "71f00d-20261120T234056Z"
 STATIC = REPO / "ingest" / "static"
+SYNTHETIC_BADGE = "SYNTHETIC (demo)"
 SNOOP = "62-4134"  # the aircraft of the recordings made here (ae01ce, in the small watchlist)
 # Required here: without the background-networking flags Chromium floods the closed network.
 BASE_FLAGS = [
@@ -398,7 +399,7 @@ def test_page_shows_the_sorties_and_the_selected_track(server: ApiServer, tmp_pa
     # Both sorties, newest first, with the watchlist's operator and type; the one in the URL selected.
     sorties = dom.one("table", id="sorties")
     assert [tr.attrs["data-id"] for tr in sorties.one("tbody").all("tr")] == [ROKN621, TORA23]
-    assert sorties.rows() == [
+    assert [[row[0].removesuffix(SYNTHETIC_BADGE), *row[1:]] for row in sorties.rows()] == [
         ["230921", "Republic of Korea Navy · Boeing P-8A Poseidon", "ROKN621", "2026-11-20 23:40:56",
          "2026-11-21 02:24:52", "landed", "2 h 43 min", "24,000 ft"],
         ["62-4125", "USAF · Boeing RC-135W", "TORA23", "2026-11-20 22:55:58", "2026-11-21 01:54:56", "left_area",
@@ -408,10 +409,15 @@ def test_page_shows_the_sorties_and_the_selected_track(server: ApiServer, tmp_pa
         "ICAO type P8", "ICAO type R135",
     ]  # fmt: skip
     assert [tr.attrs["data-id"] for tr in sorties.all("tr", class_="selected")] == [TORA23]
-    assert dom.all(class_="badge") == []  # nothing here is marked synthetic (yet)
+    # A badge where the sortie is marked synthetic (test_synthetic_sorties_are_badged... marks one).
+    marked = {
+        s["sortie_id"]: s["synthetic"] for s in requests.get(f"{server.url}/api/sorties", timeout=10).json()["items"]
+    }
+    badged = {tr.attrs["data-id"]: bool(tr.all(class_="badge")) for tr in sorties.one("tbody").all("tr")}
+    assert badged == marked
 
     # Its registration, operator, type and callsigns.
-    assert dom.one(id="title").text == "62-4125 · USAF · Boeing RC-135W · TORA23"
+    assert dom.one(id="title").text.removesuffix(SYNTHETIC_BADGE) == "62-4125 · USAF · Boeing RC-135W · TORA23"
     facts = facts_of(dom)
     assert (facts["Sortie"], facts["Registration"], facts["Callsigns"], facts["Sightings"]) == (
         TORA23, "62-4125", "TORA23", "170",
@@ -458,7 +464,8 @@ def test_page_selects_the_latest_sortie_by_default(server: ApiServer, tmp_path: 
     dom = dump_dom(tmp_path, f"{server.url}/")
     assert dom.one("body").attrs["data-state"] == "ready"
     assert [tr.attrs["data-id"] for tr in dom.one(id="sorties").all("tr", class_="selected")] == [ROKN621]
-    assert dom.one(id="title").text == "230921 · Republic of Korea Navy · Boeing P-8A Poseidon · ROKN621"
+    title = dom.one(id="title").text.removesuffix(SYNTHETIC_BADGE)
+    assert title == "230921 · Republic of Korea Navy · Boeing P-8A Poseidon · ROKN621"
     facts = facts_of(dom)
     assert facts["Took off from"] == facts["Landed at"] == "Pohang Airport (G-815/K-3) (RKTH)"
     rows = dom.one("table", id="sightings").rows()
@@ -629,7 +636,7 @@ def test_synthetic_sorties_are_badged_and_the_type_falls_back_to_its_code(make_s
     """A sortie marked synthetic (as the demo's will be) says so in its list row, its title and its facts;
     an aircraft the watchlist names no operator or type for shows its ICAO type code."""
     site = make_site()
-    site.sql("UPDATE sorties SET synthetic = 1 WHERE sortie_id = ?", TORA23)
+    site.sql("UPDATE sorties SET synthetic = (sortie_id = ?)", TORA23)  # TORA23 only, however the demo came in
     site.sql("UPDATE aircraft SET operator = NULL, type_name = NULL WHERE key = '230921'")
     dom = dump_dom(tmp_path, f"{site.url}/#{TORA23}")
     rows = {tr.attrs["data-id"]: tr for tr in dom.one(id="sorties").one("tbody").all("tr")}
