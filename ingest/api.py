@@ -11,6 +11,7 @@
   returned (position time and hex; sortie start and id): rows stored meanwhile never shift a page (no
   repeats, no gaps), but one stored late with a time before the cursor is not in that walk.
 - `/` is a web page over this API (ingest/static: the latest sorties, a track as SVG, its sightings).
+  `/api/coastline.geojson` is the land it draws: the bundled file `ingest map` draws, sent as it is.
 - `ApiServer` runs it on a background thread (inside `ingest run`); `serve()` runs it until an Event is set
   (`ingest serve`). Both bind the socket first, so a port in use is an ApiError at once, not a log line.
 """
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import logging
@@ -28,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,10 @@ DEFAULT_PORT = 8080  # as the [http] section; tar1090 / dump1090-fa may hold it 
 DEFAULT_STALE_AFTER_S = 300.0
 FEED_HEALTH_WINDOW = timedelta(hours=1)  # as `ingest feeds`
 STATIC = Path(__file__).parent / "static"  # the web page at `/`: index.html, its script and style sheet
+# The land the page draws under a track: the file `ingest map` draws (Natural Earth 1:50m, public domain;
+# ingest/data/README.md). It only changes with a release, so browsers may keep it a day and revalidate.
+COASTLINE = Path(__file__).parent / "data" / "coastline-korea-50m.geojson"
+COASTLINE_CACHE = "public, max-age=86400"
 # The page loads nothing but its own script, style sheet and API: no inline script, no other origin.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -305,6 +312,15 @@ class _Api:
             store.close()
         return JSONResponse({"items": rows})
 
+    def coastline(self, request: Request) -> Response:
+        """The bundled coastline, with an ETag: a browser that has it gets a 304."""
+        _query(request, ())
+        body, etag = _coastline()
+        headers = {"Cache-Control": COASTLINE_CACHE, "ETag": etag}
+        if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/geo+json", headers=headers)
+
     def healthz(self, request: Request) -> Response:
         _query(request, ())
         now = datetime.now(UTC)
@@ -353,6 +369,16 @@ class _Api:
         return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
 
 
+@lru_cache(maxsize=1)
+def _coastline() -> tuple[bytes, str]:
+    """The coastline file's bytes and their ETag; NotFound when the file is not installed."""
+    try:
+        body = COASTLINE.read_bytes()
+    except OSError:
+        raise NotFound(f"the coastline is not installed (ingest/data/{COASTLINE.name})") from None
+    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
 def _handled(fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
     """A handler whose BadRequest, NotFound and StoreError become JSON 400, 404 and 503."""
 
@@ -399,6 +425,7 @@ def create_app(
         Route("/api/sorties/{sortie_id}", _handled(api.sortie), methods=["GET"]),
         Route("/api/feeds", _handled(api.feeds), methods=["GET"]),
         Route("/api/now", _handled(api.now), methods=["GET"]),
+        Route("/api/coastline.geojson", _handled(api.coastline), methods=["GET"]),
         Route("/healthz", _handled(api.healthz), methods=["GET"]),
         Route("/openapi.json", _handled(api.openapi), methods=["GET"]),
         Route("/", _handled(api.page), methods=["GET"]),

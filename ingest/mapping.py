@@ -12,7 +12,12 @@ gives the longitudes and latitudes, labelled where it meets the map's bottom and
 - Each track: a line coloured by barometric altitude (0 ft on the ground; grey where a sighting has
   none), with a colorbar in feet; the start (circle) and the end (square) of each sortie are marked,
   with their UTC times when there are at most LABELLED_SORTIES sorties.
-- The title: registrations, types and callsigns; the UTC period; the sortie id(s) and counts.
+- The title: registrations, operators, types (the watchlist's full name, else the ICAO code) and
+  callsigns; the UTC period; the sortie id(s) and counts, after "SYNTHETIC demo data" (in red) when the
+  sorties come from a synthetic recording.
+- The web page (ingest/static/page.js) colours its tracks from a table of this colormap sampled at
+  PAGE_COLOUR_STOPS stops, with the same 0..top scale: `page_colour_table()` is that table as script,
+  written into page.js by scripts/build_page_colours.py and checked against it by tests/unit/test_mapping.py.
 
 No pyplot: one `Figure` with its own Agg canvas per picture, nothing registered globally; rcParams are
 changed only by an `rc_context` around the SVG write (text as <text>, not paths; stable ids).
@@ -70,7 +75,13 @@ END = "#c62828"
 ORBIT = "#6a1b9a"  # an orbit's centre and radius
 EMERGENCY = "#ff6f00"
 CMAP = "turbo"
+TOP_MIN_FT = 10_000  # the colour scale's top: the highest altitude rounded up to TOP_STEP_FT, at least this
+TOP_STEP_FT = 5_000
+PAGE_COLOUR_STOPS = 33  # every 1/32 of the scale: linear between them, within 7/255 of the colormap
+SYNTHETIC = "SYNTHETIC demo data"
+SYNTHETIC_COLOUR = "#b71c1c"
 LABELLED_SORTIES = 6  # more sorties than this: their start and end marks go without times
+TITLE_RIGHT = 0.985  # the title's lines end before this share of the figure's width
 TITLE_ITEMS = 6  # registrations, types or callsigns named in the title; more end in "…"
 # Behind labels on the map: a halo would turn SVG text into paths, a box keeps it text.
 LABEL_BOX = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
@@ -350,7 +361,33 @@ def _top_ft(tracks: Sequence[Track]) -> float:
         [r["alt_baro_ft"] for _, rows in tracks for r in rows if r["alt_baro_ft"] is not None and not r["on_ground"]],
         default=0,
     )
-    return float(max(10_000, math.ceil(highest / 5_000) * 5_000))
+    return float(max(TOP_MIN_FT, math.ceil(highest / TOP_STEP_FT) * TOP_STEP_FT))
+
+
+def colour_stops(n: int = PAGE_COLOUR_STOPS) -> list[str]:
+    """The altitude colormap at n evenly spaced stops from 0 to 1 (0 ft to the scale's top), as #rrggbb."""
+    rgba = matplotlib.colormaps[CMAP](np.linspace(0.0, 1.0, n))
+    return [f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}" for r, g, b, _ in rgba]
+
+
+PAGE_TABLE_BEGIN = "// -- altitude colours: from ingest/mapping.py by scripts/build_page_colours.py; do not edit"
+PAGE_TABLE_END = "// -- end of the altitude colours"
+
+
+def page_colour_table() -> str:
+    """The block of ingest/static/page.js that holds the altitude colours, markers included."""
+    stops = colour_stops()
+    rows = [", ".join(f'"{c}"' for c in stops[i : i + 8]) for i in range(0, len(stops), 8)]
+    body = ",\n".join(f"    {row}" for row in rows)
+    return "\n".join([
+        f"  {PAGE_TABLE_BEGIN}",
+        f"  // matplotlib's {CMAP!r} at {len(stops)} even stops from 0 ft to the top; linear between stops.",
+        f"  const ALTITUDE_COLOURS = [\n{body},\n  ];",
+        f'  const NO_ALTITUDE = "{NO_ALTITUDE}";',
+        f"  const TOP_MIN_FT = {TOP_MIN_FT}; // the top: the highest altitude rounded up to TOP_STEP_FT, at least this",
+        f"  const TOP_STEP_FT = {TOP_STEP_FT};",
+        f"  {PAGE_TABLE_END}",
+    ])  # fmt: skip
 
 
 def _draw_track(ax: Axes, x: FloatArray, y: FloatArray, alt: FloatArray, cmap: Colormap, norm: Normalize) -> None:
@@ -434,13 +471,15 @@ def _duration(seconds: float) -> str:
 
 
 def title_lines(tracks: Sequence[Track], subject: str | None = None) -> tuple[str, str, str]:
-    """The three title lines: who, when, which sorties."""
+    """The three title lines: who (registration, operator, type, callsigns), when, which sorties (first
+    saying "SYNTHETIC demo data" when they come from a synthetic recording)."""
     if not tracks:
         return (subject or "ingest map", "no sorties to draw", "")
     sorties = [s for s, _ in tracks]
     who = [
         _names([s.registration or s.key for s in sorties]),
-        _names([s.type_icao for s in sorties]) or "type unknown",
+        _names([s.operator for s in sorties]),
+        _names([s.type_name or s.type_icao for s in sorties]) or "type unknown",
         _names([c for s in sorties for c in s.callsigns]) or "no callsign",
     ]
     start = min(s.start_at for s in sorties)
@@ -457,12 +496,28 @@ def title_lines(tracks: Sequence[Track], subject: str | None = None) -> tuple[st
     else:
         ids = ", ".join(s.sortie_id for s in sorties) if len(sorties) <= 3 else f"{sorties[0].sortie_id} …"
         which = f"{len(sorties)} sorties ({ids}) · {sightings} sightings{highest}"
-    return (" · ".join(who), when, which)
+    synthetic = sum(s.synthetic for s in sorties)
+    if synthetic:
+        which = f"{SYNTHETIC}{'' if synthetic == len(sorties) else f' ({synthetic} of {len(sorties)})'} · {which}"
+    return (" · ".join(w for w in who if w), when, which)
 
 
 def _title(fig: Figure, tracks: Sequence[Track], subject: str | None) -> None:
     who, when, which = title_lines(tracks, subject)
     left = MAP_BOX[0]
-    fig.text(left, 0.975, who, ha="left", va="top", fontsize=14, fontweight="bold", color="#111111")
-    fig.text(left, 0.930, when, ha="left", va="top", fontsize=10, color="#222222")
-    fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, color="#555555")
+    lines = [
+        fig.text(left, 0.975, who, ha="left", va="top", fontsize=14, fontweight="bold", color="#111111"),
+        fig.text(left, 0.930, when, ha="left", va="top", fontsize=10, color="#222222"),
+    ]
+    if which.startswith(SYNTHETIC):  # said where it cannot be missed: the data is made up
+        lines.append(fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, fontweight="bold",
+                              color=SYNTHETIC_COLOUR))  # fmt: skip
+    else:
+        lines.append(fig.text(left, 0.897, which, ha="left", va="top", fontsize=8.5, color="#555555"))
+    # A long line ("230921 · Republic of Korea Navy · Boeing P-8A Poseidon · ROKN621" at 14 pt) would run
+    # off the picture: it is set smaller until it fits.
+    room_px = (TITLE_RIGHT - left) * fig.bbox.width
+    for line in lines:
+        width_px = line.get_window_extent().width  # measured with the Agg canvas made in render_map
+        if width_px > room_px:
+            line.set_fontsize(float(line.get_fontsize()) * room_px / width_px)

@@ -190,6 +190,15 @@ def openapi_document() -> dict[str, Any]:
                     "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Position"}}},
                 }}}}, "503": _UNAVAILABLE},
             }},
+            "/api/coastline.geojson": {"get": {
+                "summary": "The land the page draws: Natural Earth 1:50m land (public domain) around the area, "
+                "as `ingest map` draws it; cached a day, with an ETag",
+                "operationId": "coastline",
+                "responses": {"200": {"description": "RFC 7946 FeatureCollection of one land MultiPolygon, cut to "
+                                      "its `bbox` (ring edges along the bbox are cuts, not coast)",
+                                      "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                              "304": {"description": "Not modified (If-None-Match)"}},
+            }},
             "/healthz": {"get": {
                 "summary": "200 while some enabled feed succeeded within stale_after_s; 503 with a reason otherwise",
                 "operationId": "health",

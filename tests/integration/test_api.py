@@ -171,7 +171,8 @@ def test_openapi_document(api: ApiServer) -> None:
     assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
         "/api/sightings/{tail}", "/api/sorties", "/api/sorties/{sortie_id}",
-        "/api/sorties/{sortie_id}/track.geojson", "/api/feeds", "/api/now", "/healthz", "/openapi.json", "/",
+        "/api/sorties/{sortie_id}/track.geojson", "/api/feeds", "/api/now", "/api/coastline.geojson", "/healthz",
+        "/openapi.json", "/",
     }  # fmt: skip
     sighting = get(api, "/api/sightings/62-4125", limit=1).json()["items"][0]
     assert list(doc["components"]["schemas"]["Sighting"]["properties"]) == list(sighting)

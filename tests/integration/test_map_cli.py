@@ -3,6 +3,7 @@ the TAIL --since form, and the errors."""
 
 from __future__ import annotations
 
+import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_svg_and_suffix_case(config: Path, tmp_path: Path, capsys: pytest.Captur
     code, out, _ = run(capsys, "map", TORA.upper(), "--config", str(config), "-o", str(target))
     assert code == 0 and out == f"{target}: svg, 1 sortie, 170 sightings\n"
     text = " ".join(ET.parse(target).getroot().itertext())
-    assert "62-4125 · R135 · TORA23" in text
+    assert "62-4125 · USAF · Boeing RC-135W · TORA23" in text  # the watchlist's operator and type
     assert "2026-11-20 22:55:58 \N{EN DASH} 2026-11-21 01:54:56 UTC · 2 h 58 min · ended: left area" in text
     assert f"sortie {TORA} · 170 sightings · max 31,000 ft" in text
 
@@ -106,7 +107,25 @@ def test_tail_with_two_sorties(write_config: ConfigWriter, tmp_path: Path, capsy
     text = " ".join(ET.parse(target).getroot().itertext())
     assert "2 sorties (ae01ce-20261120T225958Z, ae01ce-20261120T230258Z)" in text
     assert "start 22:59Z" in text and "end 23:00Z" in text and "start 23:02Z" in text and "end 23:04Z" in text
-    assert "62-4134 · R135 · SNOOP01" in text
+    assert "62-4134 · USAF · Boeing RC-135W · SNOOP01" in text
+
+
+def test_synthetic_sortie_says_so_in_the_title(
+    write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sortie marked synthetic in the store (as the demo's will be) is drawn under "SYNTHETIC demo data"."""
+    config = write_config([])
+    assert main(["replay", "--config", str(config), str(DEMO)]) == 0
+    with sqlite3.connect(tmp_path / "ingest.db") as db:
+        db.execute("UPDATE sorties SET synthetic = (sortie_id = ?)", (TORA,))  # TORA23 only
+    db.close()
+    target = tmp_path / "fake.svg"
+    code, _, _ = run(capsys, "map", TORA, "--config", str(config), "-o", str(target))
+    assert code == 0
+    text = " ".join(ET.parse(target).getroot().itertext())
+    assert f"SYNTHETIC demo data · sortie {TORA} · 170 sightings" in text
+    code, _, _ = run(capsys, "map", "230921", "--since", "2026-11-20", "--config", str(config), "-o", str(target))
+    assert code == 0 and "SYNTHETIC" not in " ".join(ET.parse(target).getroot().itertext())
 
 
 def test_unknown_and_misused(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -219,3 +220,70 @@ def test_an_orbit_is_marked_at_its_centre_and_an_emergency_where_it_was() -> Non
     assert any(t.startswith("emergency 7700") for t in texts)
     assert "orbit centre" in texts and "emergency" in texts  # the legend
     assert sum(t.startswith("orbit 1") for t in texts) == 1  # another sortie's orbit is not drawn
+
+
+def test_title_names_the_operator_and_the_full_type_when_known() -> None:
+    full = sortie(TRACK, operator="USAF", type_name="Boeing RC-135W")
+    assert mapping.title_lines([(full, TRACK)])[0] == "62-4125 · USAF · Boeing RC-135W · TORA23"
+    assert mapping.title_lines([(sortie(TRACK, operator="USAF"), TRACK)])[0] == "62-4125 · USAF · R135 · TORA23"
+    assert mapping.title_lines([(SORTIE, TRACK)])[0] == "62-4125 · R135 · TORA23"  # the ICAO code, as before
+    p8 = sortie(TRACK, registration="230921", operator="Republic of Korea Navy", type_name="Boeing P-8A Poseidon",
+                callsigns=("ROKN621",))  # fmt: skip
+    assert mapping.title_lines([(full, TRACK), (p8, TRACK)])[0] == (
+        "62-4125, 230921 · USAF, Republic of Korea Navy · Boeing RC-135W, Boeing P-8A Poseidon · TORA23, ROKN621"
+    )
+    text = " ".join(ET.fromstring(mapping.render_map([(full, TRACK)], AREA, PROJECTOR, "svg")).itertext())
+    assert "62-4125 · USAF · Boeing RC-135W · TORA23" in text
+
+
+def test_title_says_synthetic_demo_data_in_red() -> None:
+    fake = sortie(TRACK, synthetic=True)
+    which = mapping.title_lines([(fake, TRACK)])[2]
+    assert which == f"SYNTHETIC demo data · sortie {fake.sortie_id} · {len(TRACK)} sightings · max 30,000 ft"
+    later = [dict(r, time=iso_z(datetime.fromisoformat(r["time"]) + timedelta(days=1))) for r in TRACK]
+    both = mapping.title_lines([(fake, TRACK), (sortie(later), later)])[2]
+    assert both.startswith("SYNTHETIC demo data (1 of 2) · 2 sorties (")
+    assert not mapping.title_lines([(SORTIE, TRACK)])[2].startswith("SYNTHETIC")
+    root = ET.fromstring(mapping.render_map([(fake, TRACK)], AREA, PROJECTOR, "svg"))
+    (line,) = [t for t in root.iter(f"{SVG}text") if "SYNTHETIC" in "".join(t.itertext())]
+    style = line.get("style", "")
+    assert f"fill: {mapping.SYNTHETIC_COLOUR}" in style and "font-weight: 700" in style, style
+    image = Image.open(io.BytesIO(mapping.render_map([(fake, TRACK)], AREA, PROJECTOR, "png")))
+    title = np.asarray(image.convert("RGB"), dtype=np.float64)[:150]  # above the map's frame
+    assert pixels_near(title, mapping.SYNTHETIC_COLOUR, 8) > 200
+
+
+def test_the_pages_altitude_colours_are_the_maps() -> None:
+    """ingest/static/page.js carries the colormap sampled at PAGE_COLOUR_STOPS stops, the grey and the scale's
+    rule, exactly as page_colour_table() writes them (scripts/build_page_colours.py): they cannot drift."""
+    page = (Path(mapping.__file__).parent / "static" / "page.js").read_text(encoding="utf-8")
+    assert mapping.page_colour_table() in page, "page.js is out of date: run scripts/build_page_colours.py"
+    stops = mapping.colour_stops()
+    assert len(stops) == mapping.PAGE_COLOUR_STOPS and all(f'"{c}"' in page for c in stops)
+    cmap = matplotlib.colormaps[mapping.CMAP]
+    at = np.linspace(0.0, 1.0, len(stops))
+    assert [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in stops] == [
+        tuple(round(v * 255) for v in cmap(t)[:3]) for t in at
+    ]
+    # Between the stops the page interpolates linearly: within 7/255 of the colormap everywhere.
+    table = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in stops], dtype=np.float64)
+    t = np.linspace(0.0, 1.0, 4001)
+    page_rgb = np.round(np.column_stack([np.interp(t, at, table[:, k]) for k in range(3)]))
+    assert np.abs(page_rgb - cmap(t)[:, :3] * 255).max() <= 7.0
+    assert f'const NO_ALTITUDE = "{mapping.NO_ALTITUDE}";' in page
+    assert f"const TOP_MIN_FT = {mapping.TOP_MIN_FT};" in page and f"const TOP_STEP_FT = {mapping.TOP_STEP_FT};" in page
+
+
+def test_a_long_title_is_set_smaller_to_fit() -> None:
+    p8 = sortie(TRACK, registration="230921", operator="Republic of Korea Navy", type_name="Boeing P-8A Poseidon",
+                callsigns=("ROKN621",))  # fmt: skip
+    root = ET.fromstring(mapping.render_map([(p8, TRACK)], AREA, PROJECTOR, "svg"))
+    (who,) = [t for t in root.iter(f"{SVG}text") if "ROKN621" in "".join(t.itertext())]
+    size = re.search(r"font-size: ([0-9.]+)px", who.get("style", ""))
+    assert size and 10 < float(size[1]) < 14
+    image = Image.open(io.BytesIO(mapping.render_map([(p8, TRACK)], AREA, PROJECTOR, "png")))
+    title = np.asarray(image.convert("RGB"))[:100]
+    assert (title[:, -16:] == 255).all()  # nothing runs off the picture's right edge
+    short = ET.fromstring(mapping.render_map([(SORTIE, TRACK)], AREA, PROJECTOR, "svg"))
+    (who,) = [t for t in short.iter(f"{SVG}text") if "TORA23" in "".join(t.itertext()) and "62-4125" in (t.text or "")]
+    assert "font-size: 14px" in who.get("style", "")
