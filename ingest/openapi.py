@@ -209,7 +209,8 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
             }},
             "/": {"get": {
-                "summary": "The web page: the latest sorties, the selected one's track and sightings (reads this API)",
+                "summary": "The web page: the daemon and feeds, what flies now, the latest sorties, and the chosen "
+                "one's track over the coastline (reads this API)",
                 "operationId": "page",
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
             }},
