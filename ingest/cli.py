@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feed", required=True, metavar="NAME", help="a configured feed (not an SBS stream)")
     p.add_argument("--count", type=count, default=1, metavar="N", help="ticks to record, interval_s apart (default 1)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files (created)")
+    p = command("demo", "data", "The bundled synthetic demo: `remove` deletes its data for good, `status` counts it.")
+    p.add_argument("action", choices=["remove", "status"], help="remove, or status")
     p = command("feeds", "query", "Show whether a daemon runs and each feed's health: state, last success and error.")
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     command("check-config", "daemon", "Validate the configuration and print the effective settings (secrets masked).")

@@ -97,6 +97,7 @@ def sortie_properties(s: Sortie) -> dict[str, Any]:
         "type": s.type_icao, "callsigns": list(s.callsigns), "start": iso_z(s.start_at),
         "end": iso_z(s.end_at) if s.end_at else None, "end_reason": s.end_reason,
         "max_alt_baro_ft": s.max_alt_baro_ft, "max_alt_m": metres(s.max_alt_baro_ft), "sightings": s.sightings,
+        "synthetic": s.synthetic,
     }  # fmt: skip
 
 
@@ -145,8 +146,13 @@ def _xml(root: ET.Element) -> str:
 
 
 def _describe(s: Sortie) -> str:
-    """registration / type / callsigns, "-" for what is unknown."""
-    return f"{s.registration or '-'} / {s.type_icao or '-'} / {', '.join(s.callsigns) or '-'}"
+    """registration / type / callsigns, "-" for what is unknown; synthetic data says so first."""
+    marker = "SYNTHETIC demo data: " if s.synthetic else ""
+    return f"{marker}{s.registration or '-'} / {s.type_icao or '-'} / {', '.join(s.callsigns) or '-'}"
+
+
+def _name(s: Sortie) -> str:
+    return f"SYNTHETIC {s.sortie_id}" if s.synthetic else s.sortie_id
 
 
 def _end_name(s: Sortie) -> str:
@@ -187,14 +193,14 @@ def to_kml(tracks: Sequence[Track]) -> str:
     _sub(_sub(style, "PolyStyle"), "color", "5000a5ff")  # the extruded curtain, translucent
     for sortie, rows in tracks:
         folder = _sub(document, "Folder")
-        _sub(folder, "name", sortie.sortie_id)
+        _sub(folder, "name", _name(sortie))
         end = iso_z(sortie.end_at) if sortie.end_at else "(open)"
         max_ft = "-" if sortie.max_alt_baro_ft is None else f"{sortie.max_alt_baro_ft} ft"
         _sub(folder, "description", f"{_describe(sortie)}; {iso_z(sortie.start_at)} to {end}; max {max_ft}")
         coordinates = [_kml_coordinate(r["lon"], r["lat"], alt) for r in rows if (alt := altitude_m(r)) is not None]
         if len(coordinates) >= 2:
             placemark = _sub(folder, "Placemark")
-            _sub(placemark, "name", sortie.sortie_id)
+            _sub(placemark, "name", _name(sortie))
             _sub(placemark, "description", _describe(sortie))
             span = _sub(placemark, "TimeSpan")
             _sub(span, "begin", iso_z(sortie.start_at))
@@ -220,7 +226,7 @@ def to_gpx(tracks: Sequence[Track]) -> str:
     )  # fmt: skip
     for sortie, rows in tracks:
         trk = _sub(root, "trk")
-        _sub(trk, "name", sortie.sortie_id)
+        _sub(trk, "name", _name(sortie))
         _sub(trk, "desc", _describe(sortie))
         segment = _sub(trk, "trkseg")
         for r in rows:

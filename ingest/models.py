@@ -53,6 +53,7 @@ class ParseResult:
     aircraft: int  # records in the response, good or bad
     without_position: int  # good records that carried no position
     feed_now: datetime  # the envelope's `now` (or the receive time when it has none)
+    synthetic: bool = False  # the response says it is made up (the bundled demo's `_synthetic` key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ def openapi_document() -> dict[str, Any]:
         "alt_geom_ft": _INT_OR_NULL, "gs_kt": _NUM_OR_NULL, "track_deg": _NUM_OR_NULL, "squawk": _STR_OR_NULL,
         "source_type": {"type": "string"}, "feed": {"type": "string"},
         "emergency": {**_STR_OR_NULL, "description": "readsb's emergency field (none, general, lifeguard, ...)"},
+        "synthetic": {"type": "boolean", "description": "from a synthetic recording (the bundled demo)"},
     })  # fmt: skip
     sortie = _object({
         "sortie_id": {"type": "string"}, "hex": {"type": "string"}, "registration": _STR_OR_NULL,

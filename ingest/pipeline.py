@@ -117,6 +117,7 @@ class PollOutcome:
     failure: FeedError | None = None
     reports: tuple[Report, ...] = ()  # every watched position, inside the area or not: the sortie detector's input
     health: FeedHealth | None = None  # the feed's state after this poll (FeedJob fills it in)
+    synthetic: bool = False  # from a recording marked synthetic: stored as such, never alerted
 
 
 # A position timed more than this ahead of our clock is refused (counted as a malformed record): one answer
@@ -352,4 +353,4 @@ def replay_file(
             aircraft=parsed.aircraft, matched=selection.matched, kept=len(selection.sightings), stored=0,
             rejected=len(rejected), error=None,
         )  # fmt: skip
-        yield PollOutcome(record, selection.sightings, rejected, None, selection.reports)
+        yield PollOutcome(record, selection.sightings, rejected, None, selection.reports, synthetic=parsed.synthetic)

@@ -191,14 +191,24 @@ class Writer(threading.Thread):
             settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist
         )
         tracker.on_change = lambda: self.on_change()
+        removed = store.demo_removed()
         for path in settings.replay.on_start:
-            stored = responses = 0
+            stored = responses = synthetic = 0
             for outcome in replay_file(path, settings.replay.feed, self.app.selector, self.clock):
+                synthetic += outcome.synthetic
+                if outcome.synthetic and removed:
+                    continue  # `ingest demo remove` ran: the demo stays out
                 # Replayed data runs on its own clock: the recording's time, not ours.
                 stored += tracker.save_poll(store, outcome, outcome.record.started_at, record_poll=False)
                 tracker.check(store, outcome.record.started_at)
                 responses += 1
-            log.info("replayed %s: %d responses, %d new sightings", path, responses, stored)
+            if synthetic and removed:
+                log.info("not replaying %s: its synthetic demo data was removed (ingest demo remove)", path)
+            elif synthetic:
+                log.info("replayed %s: %d responses, %d new sightings (SYNTHETIC demo data, never alerted; "
+                         "`ingest demo remove` deletes it)", path, responses, stored)  # fmt: skip
+            else:
+                log.info("replayed %s: %d responses, %d new sightings", path, responses, stored)
 
     def save(self, outcome: PollOutcome) -> Future[int]:
         """Store a poll's outcome, with its sortie changes and alerts, in the writer thread."""

@@ -14,6 +14,8 @@ import sqlite3
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+DEMO_SORTIES = ("ae01d2-20261120T225558Z", "71f00d-20261120T234056Z")  # the bundled demo's (config/demo/)
+
 migrations = Migrations("ingest")
 
 
@@ -190,6 +192,14 @@ def _m0005_daemons_synthetic(db: Database) -> None:
     # Data from a recording marked synthetic (the bundled demo): shown as such, never alerted, removable.
     db.execute("ALTER TABLE sorties ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE sightings ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")  # e.g. demo_removed
+    # Databases from before this migration hold the bundled demo unmarked: its two aircraft's replayed
+    # sightings within the demo's span (config/demo/README.md) and the sorties they made.
+    db.execute(
+        "UPDATE sightings SET synthetic = 1 WHERE feed = 'replay' AND hex IN ('ae01d2', '71f00d') "
+        "AND ts BETWEEN 1795210200 AND 1795235400"
+    )
+    db.execute("UPDATE sorties SET synthetic = 1 WHERE sortie_id IN (?, ?)", DEMO_SORTIES)
 
 
 def apply(conn: sqlite3.Connection) -> None:

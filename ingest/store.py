@@ -35,15 +35,15 @@ BUSY_TIMEOUT_MS = 5_000
 
 _INSERT_SIGHTING = """INSERT OR IGNORE INTO sightings (hex, ts, registration, type, callsign, lat, lon,
     x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, track_deg, squawk, source_type, non_icao,
-    military, feed, emergency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    military, feed, emergency, synthetic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 SIGHTING_FIELDS = (
     "hex", "registration", "type", "callsign", "time", "lat", "lon", "x_m", "y_m", "alt_baro_ft",
-    "on_ground", "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency",
+    "on_ground", "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency", "synthetic",
 )  # fmt: skip
 _SIGHTING_COLUMNS = (
     "hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, "
-    "track_deg, squawk, source_type, feed, emergency"
+    "track_deg, squawk, source_type, feed, emergency, synthetic"
 )
 
 
@@ -257,13 +257,14 @@ class Store:
         record_poll: bool = True,
         tracking: Tracking | None = None,
         health: FeedHealth | None = None,
+        synthetic: bool = False,
     ) -> int:
         """Store a poll's sightings, the sortie changes and alerts they caused, and (unless told not to)
         its feed_polls row, in one transaction; returns how many sightings were new."""
         conn = self.conn
         with _writing("store a poll"), self.atomic():
             before = conn.total_changes
-            conn.executemany(_INSERT_SIGHTING, [sighting_row(s) for s in sightings])
+            conn.executemany(_INSERT_SIGHTING, [(*sighting_row(s), int(synthetic)) for s in sightings])
             stored = conn.total_changes - before
             self._learn_hexes(sightings)
             if tracking is not None:
@@ -434,7 +435,7 @@ class Store:
         marks = ", ".join("?" for _ in hexes)
         sql = (
             "SELECT hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, "
-            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency FROM sightings "
+            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency, synthetic FROM sightings "
             f"WHERE hex IN ({marks}) AND ts BETWEEN ? AND ? ORDER BY ts DESC"
         )
         params: list[Any] = [*hexes, lo, hi]
@@ -522,19 +523,58 @@ class Store:
         ]
 
     @_reading("read the sorties' state")
-    def tracker_state(self) -> tuple[list[Sortie], dict[str, datetime], dict[str, datetime]]:
+    def tracker_state(self, synthetic: bool = False) -> tuple[list[Sortie], dict[str, datetime], dict[str, datetime]]:
         """What the sortie detector needs after a restart: open sorties, the last report processed per
-        aircraft, and each aircraft's latest sortie end."""
-        cur = self.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE end_reason IS NULL")
+        aircraft, and each aircraft's latest sortie end; of real data, or (`synthetic`) of the demo's, which
+        never mix (a real sortie's previous one is never the demo's)."""
+        flag = int(synthetic)
+        cur = self.conn.execute(f"SELECT {_SORTIE_SELECT} WHERE end_reason IS NULL AND synthetic = ?", (flag,))
         open_sorties = [_sortie(row) for row in cur]
-        last_report = {k: from_epoch(t) for k, t in self.conn.execute("SELECT key, last_report_at FROM aircraft_state")}
+        last_report = (
+            {}
+            if synthetic
+            else {k: from_epoch(t) for k, t in self.conn.execute("SELECT key, last_report_at FROM aircraft_state")}
+        )
         last_end = {
             k: from_epoch(t)
             for k, t in self.conn.execute(
-                "SELECT key, max(last_at) FROM sorties WHERE end_reason IS NOT NULL GROUP BY key"
+                "SELECT key, max(last_at) FROM sorties WHERE end_reason IS NOT NULL AND synthetic = ? GROUP BY key",
+                (flag,),
             )
         }
         return open_sorties, last_report, last_end
+
+    def remove_synthetic(self) -> tuple[int, int]:
+        """Delete everything from synthetic recordings (the bundled demo), and remember it, so that the demo
+        is not loaded again; returns (sightings, sorties) deleted."""
+        with _writing("remove the demo data"), self.atomic():
+            conn = self.conn
+            ids = [i for (i,) in conn.execute("SELECT sortie_id FROM sorties WHERE synthetic = 1")]
+            for sortie_id in ids:
+                conn.execute("DELETE FROM happenings WHERE sortie_id = ?", (sortie_id,))
+                conn.execute("DELETE FROM outbox WHERE event_id LIKE ? ESCAPE '\\'", (_like(sortie_id) + "/%",))
+            sightings = conn.execute("DELETE FROM sightings WHERE synthetic = 1").rowcount
+            conn.execute("DELETE FROM sorties WHERE synthetic = 1")
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('demo_removed', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (iso_z(datetime.now(UTC)),),
+            )
+        return sightings, len(ids)
+
+    @_reading("count the demo data")
+    def synthetic_counts(self) -> tuple[int, int]:
+        """(sightings, sorties) from synthetic recordings."""
+        row = self.conn.execute(
+            "SELECT (SELECT count(*) FROM sightings WHERE synthetic = 1), "
+            "(SELECT count(*) FROM sorties WHERE synthetic = 1)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    @_reading("read the database's notes")
+    def demo_removed(self) -> bool:
+        """Whether `ingest demo remove` ran on this database."""
+        return self.conn.execute("SELECT 1 FROM meta WHERE key = 'demo_removed'").fetchone() is not None
 
     @_reading("read sorties")
     def sorties(
@@ -596,7 +636,7 @@ class Store:
         hi = int(until.timestamp()) if until else 2**62
         sql = (
             "SELECT hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, "
-            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency FROM sightings "
+            "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency, synthetic FROM sightings "
             f"WHERE hex IN ({', '.join('?' for _ in hexes)}) AND ts BETWEEN ? AND ?"
         )
         params: list[Any] = [*hexes, lo, hi]
@@ -667,6 +707,7 @@ def _sighting_dict(row: Sequence[Any]) -> dict[str, Any]:
     values = list(row)
     values[4] = iso_z(from_epoch(values[4]))
     values[10] = bool(values[10])
+    values[18] = bool(values[18])
     return dict(zip(SIGHTING_FIELDS, values, strict=True))
 
 

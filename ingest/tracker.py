@@ -114,6 +114,7 @@ class Tracker:
         detectors: DetectorFactory = default_detectors,
         locate: Locate | None = locate_airport,
         alerts: bool | None = None,
+        synthetic: bool = False,
     ) -> None:
         self.on_alerts = on_alerts  # called after alerts were committed to the outbox
         self.on_change: Callable[[], object] = lambda: None  # called after sorties changed (the sortie clock)
@@ -121,7 +122,11 @@ class Tracker:
         self.max_blind_s = settings.sorties.max_blind_s
         self.area = settings.area.name
         self.prefix = settings.mqtt.topic_prefix
-        self.alerts = settings.mqtt.enabled if alerts is None else alerts  # with MQTT off nothing is queued
+        # With MQTT off nothing is queued; synthetic data (the bundled demo) never alerts anyone.
+        self.alerts = (settings.mqtt.enabled if alerts is None else alerts) and not synthetic
+        self.synthetic = synthetic
+        self._settings = settings
+        self._demo: Tracker | None = None  # the lane of synthetic recordings, made when one comes
         self._covers = feed_covers(settings)
         self._watched = None if watchlist is None else {normalise_registration(e.key) for e in watchlist.entries}
         self._military: dict[str, bool] = {}
@@ -134,10 +139,11 @@ class Tracker:
 
     def reload(self, store: Store) -> None:
         """(Re)build everything from what the store holds: after a restart, or a failed transaction."""
-        open_sorties, last_report_at, last_end_at = store.tracker_state()
+        open_sorties, last_report_at, last_end_at = store.tracker_state(self.synthetic)
         self.detector = SortieDetector(
-            self.gap_s, open_sorties, last_report_at, last_end_at, max_blind_s=self.max_blind_s, locate=self._locate
-        )
+            self.gap_s, open_sorties, last_report_at, last_end_at, max_blind_s=self.max_blind_s,
+            locate=self._locate, synthetic=self.synthetic,
+        )  # fmt: skip
         self.coverage = Coverage()
         horizon = min((s.last.at for s in open_sorties), default=None)
         polls = store.successful_polls(horizon - timedelta(seconds=self._max_bound_s())) if horizon else []
@@ -173,7 +179,10 @@ class Tracker:
     # -- polls and checks ---------------------------------------------------------------------------
 
     def save_poll(self, store: Store, outcome: PollOutcome, now: datetime, record_poll: bool = True) -> int:
-        """Store a poll with the sortie changes and happenings it causes; returns the new sightings."""
+        """Store a poll with the sortie changes and happenings it causes; returns the new sightings. A
+        synthetic recording's goes to a lane of its own: its sorties never link to, end or delay real ones."""
+        if outcome.synthetic and not self.synthetic:
+            return self._demo_lane(store).save_poll(store, outcome, now, record_poll=False)
         for report in outcome.reports:
             self._military[report.key] = report.obs.military
         update = self.detector.update(outcome.reports, now, _View(self, now))
@@ -186,6 +195,7 @@ class Tracker:
                 record_poll=record_poll,
                 tracking=self._tracking(update, found),
                 health=outcome.health,
+                synthetic=self.synthetic,
             )
         except Exception:
             self.reload(store)  # the detectors moved on, the database did not
@@ -200,8 +210,17 @@ class Tracker:
         self._done(update, found)
         return stored
 
+    def _demo_lane(self, store: Store) -> Tracker:
+        if self._demo is None:
+            self._demo = Tracker(
+                self._settings, store, detectors=self._make_detectors, locate=self._locate, synthetic=True
+            )
+        return self._demo
+
     def check(self, store: Store, now: datetime) -> tuple[SortieEvent, ...]:
         """End the sorties whose gap (in covered time) or blindness has run out by `now`."""
+        if self._demo is not None:
+            self._demo.check(store, now)
         update = self.detector.check(now, _View(self, now))
         found = [pair for s in update.changed if not s.is_open for pair in self._finish(s)]
         if update.changed or update.events or found:
@@ -272,7 +291,9 @@ class Tracker:
         if self.alerts:
             alerts += [alert(self.prefix, self.area, e) for e in update.events]
             alerts += [happening_alert(self.prefix, self.area, s, h) for s, h in found]
-        return Tracking(update.changed, update.last_report_at, alerts, [h for _, h in found])
+        # The demo's report times stay out of aircraft_state: they are no real aircraft's.
+        last_report_at = {} if self.synthetic else update.last_report_at
+        return Tracking(update.changed, last_report_at, alerts, [h for _, h in found])
 
     def _done(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> None:
         _log_events(update.events)

@@ -94,7 +94,7 @@ _SORTIE_TABLE = (
     ("sortie_id", "sortie", 22), ("registration", "reg", 8), ("type", "type", 4), ("callsigns", "callsigns", 9),
     ("start", "start", 20), ("end", "end", 20), ("end_reason", "reason", 11), ("duration_s", "duration", 8),
     ("max_alt_baro_ft", "max_ft", 6), ("sightings", "seen", 4), ("took_off_from", "from", 4),
-    ("landed_at", "to", 4), ("events", "events", 6),
+    ("landed_at", "to", 4), ("events", "events", 6), ("synthetic", "data", 4),
 )  # fmt: skip
 
 
@@ -104,6 +104,8 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
         return ",".join(value) or "-"
     if key in ("took_off_from", "landed_at"):
         return value["code"] if value else "-"
+    if key == "synthetic":
+        return "DEMO" if value else "-"
     if key == "events":
         kinds = [e["kind"] for e in value]
         return ",".join(f"{k}x{kinds.count(k)}" for k in dict.fromkeys(kinds)) or "-"

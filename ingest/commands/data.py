@@ -109,3 +109,22 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`ingest demo remove`: delete the bundled synthetic demo's data and keep `ingest run` from loading it
+    again; `ingest demo status`: what of it the database holds."""
+    s = settings(args)
+    store = open_store(s, create=False)
+    try:
+        if args.action == "remove":
+            sightings, sorties = store.remove_synthetic()
+            print(f"removed the synthetic demo data: {plural(sorties, 'sortie')}, {plural(sightings, 'sighting')}; "
+                  "ingest run will not load it again")  # fmt: skip
+            return 0
+        sightings, sorties = store.synthetic_counts()
+        state = "removed" if store.demo_removed() else "loaded by ingest run ([replay] on_start)"
+        print(f"synthetic demo data: {plural(sorties, 'sortie')}, {plural(sightings, 'sighting')}; {state}")
+        return 0
+    finally:
+        store.close()

@@ -105,6 +105,7 @@ class SortieDetector:
         *,
         max_blind_s: float = DEFAULT_MAX_BLIND_S,
         locate: Locate | None = None,
+        synthetic: bool = False,
     ) -> None:
         """Start from the state the store saved: open sorties, last report time per key, latest end per key."""
         if not gap_s > 0:
@@ -114,6 +115,7 @@ class SortieDetector:
         self._gap_s = gap_s
         self._max_blind_s = max_blind_s
         self._locate = locate
+        self._synthetic = synthetic  # the sorties it makes come from a synthetic recording (the demo)
         self._ground: dict[str, Observation] = {}  # key -> its latest on-ground report (takeoffs)
         self._open: dict[str, Sortie] = {}
         self._last_report_at = dict(last_report_at)
@@ -231,6 +233,8 @@ class SortieDetector:
 
     def _start(self, report: Report, changes: _Changes) -> None:
         sortie = _new_sortie(report, self._last_end_at.get(report.key))
+        if self._synthetic:
+            sortie = replace(sortie, synthetic=True)
         where = self._takeoff(report)
         if where is not None:
             sortie = replace(sortie, took_off_from=self._airport(where))

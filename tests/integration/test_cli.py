@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 DEMO = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
 FIELDS = [
     "hex", "registration", "type", "callsign", "time", "lat", "lon", "x_m", "y_m", "alt_baro_ft", "on_ground",
-    "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency",
+    "alt_geom_ft", "gs_kt", "track_deg", "squawk", "source_type", "feed", "emergency", "synthetic",
 ]  # fmt: skip
 
 
@@ -196,6 +196,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "map",
         "feeds",
         "now",
+        "demo",
         "record",
         "check-config",
     }
@@ -259,8 +260,9 @@ def test_sorties_filters_and_formats(replayed: Path, capsys: pytest.CaptureFixtu
         "from",
         "to",
         "events",
+        "data",
     ]
-    assert lines[1].split()[-7:-3] == ["left_area", "2h58m", "31000", "170"]
+    assert lines[1].split()[-8:-4] == ["left_area", "2h58m", "31000", "170"]
     code, out, err = run(capsys, "sorties", "--open", "--config", str(replayed))
     assert code == 0 and out == "" and "no sorties" in err
     code, out, _ = run(

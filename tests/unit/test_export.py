@@ -173,7 +173,7 @@ def test_geojson_structure_units_and_order() -> None:
     assert line["properties"] == {
         "kind": "sortie", "sortie_id": SORTIE.sortie_id, "hex": "ae01d2", "registration": "62-4125",
         "type": "R135", "callsigns": ["TORA23"], "start": "2026-11-20T23:00:00Z", "end": "2026-11-20T23:03:00Z",
-        "end_reason": "left_area", "max_alt_baro_ft": 31000, "max_alt_m": 9448.8, "sightings": 4,
+        "end_reason": "left_area", "max_alt_baro_ft": 31000, "max_alt_m": 9448.8, "sightings": 4, "synthetic": False,
     }  # fmt: skip
     assert [p["geometry"]["coordinates"] for p in points] == line["geometry"]["coordinates"]
     assert {p["geometry"]["type"] for p in points} == {"Point"}
