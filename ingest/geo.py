@@ -2,7 +2,7 @@
 importer.
 
 One Transformer is built per Projector and reused: building one costs ~4.5 ms, a reused call on a numpy
-array ~0.15 µs a point (reliability-and-performance.md §5.1-5.2). `always_xy=True` keeps (lon, lat)
+array ~0.15 µs a point. `always_xy=True` keeps (lon, lat)
 order: EPSG:4326 and EPSG:5179 are both northing-first and would silently return inf otherwise.
 
 A box whose west edge is east of its east edge (west 170, east -170) crosses the antimeridian.

@@ -11,7 +11,7 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One aircraft position as a feed reported it, normalised (feeds.md §6.3)."""
+    """One aircraft position as a feed reported it, normalised to these units and meanings."""
 
     hex_icao: str  # 6 lower-case hex digits, '~' removed; non_icao says it was there
     non_icao: bool

@@ -6,7 +6,7 @@ a sortie clock that ends sorties on time.
 
 - A job fetches and parses in its own worker, so a slow or failing feed delays nobody else; the writer
   only runs short transactions. `max_instances=1` and `coalesce=True` never let a backlog of polls pile up.
-- Every I/O in a job has a timeout (transport.py), so a job always returns (reliability-and-performance.md §3).
+- Every I/O in a job has a timeout (transport.py), so a job always returns.
 - The sortie clock does not share the poll jobs' pool: it sleeps until the earliest time a sortie could
   end (Tracker.next_deadline, in covered time), at most `[sorties] check_interval_s`, or until sorties
   change, and asks the writer to check. An end is found within a second of its deadline however slow the

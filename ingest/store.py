@@ -2,7 +2,7 @@
 library's sqlite3 (schema.py holds the migrations, with sqlite-utils, and loads only when one is due).
 
 - WAL is set once (it persists in the file); `synchronous=NORMAL` and a busy timeout on every
-  connection: no committed transaction is lost on a process crash (reliability-and-performance.md §2.3).
+  connection: no committed transaction is lost on a process crash.
 - `sightings` is WITHOUT ROWID with PRIMARY KEY (hex, ts): the same position reported by two polls or two
   feeds (same hex, same position second) is stored once by INSERT OR IGNORE, and a tail's time range is
   one primary-key range scan: 1.0 ms p50 for the bare SELECT of a day of one tail at 1e7 rows, 3.0 ms for
@@ -100,7 +100,7 @@ def sighting_row(s: Sighting) -> tuple[Any, ...]:
 
 
 # The WAL is truncated back to this size whenever SQLite restarts it, and a checkpoint that finds it
-# larger truncates it (reliability-and-performance.md §2.2: with readers busy it only grows otherwise).
+# larger truncates it (with readers busy it would only grow: tests/unit/test_store.py).
 WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 

@@ -4,12 +4,11 @@ Owns one paho client (MQTT v5, QoS 1) and its network thread: TLS and password s
 `<prefix>/status` topic ("online" on connect, "offline" as last will and on stop), reconnecting with
 backoff, and logging each outage once. It does not decide what was delivered: publish() returns paho's
 mid and take_acks() reports each PUBACK with its v5 reason code, so the outbox marks rows sent
-(reliability-and-performance.md §1.8). It keeps nothing on disk: messages queued while disconnected die
-with the process.
+(alerts/outbox.py). It keeps nothing on disk: messages queued while disconnected die with the process.
 
 Threading: paho runs the callbacks below on its own thread. They only set flags, put on a queue and log;
-they never raise (an exception would kill paho's thread silently, §1.6 E4) and never take a lock, so a
-caller holding its own lock around publish() cannot deadlock with on_publish (§1.6 E5). Call publish()
+they never raise (an exception would kill paho's thread silently) and never take a lock, so a
+caller holding its own lock around publish() cannot deadlock with on_publish. Call publish()
 and take_acks() from one thread.
 """
 
@@ -38,7 +37,7 @@ log = logging.getLogger("ingest.alerts.mqtt")
 
 P = ParamSpec("P")
 
-MAX_INFLIGHT = 100  # v5 QoS 1 on loopback: 13.3 k msg/s at 100 in flight, slower at 1000 (§1.4)
+MAX_INFLIGHT = 100  # v5 QoS 1 on loopback: 13.3 k msg/s at 100 in flight, slower at 1000
 PROBE_TIMEOUT_S = 3.0  # the once-per-outage diagnostic connection (see _probe)
 PROBE_READ_TIMEOUT_S = 1.0  # long enough for a TLS 1.3 alert on loopback or a LAN
 _QUEUED = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
@@ -62,7 +61,7 @@ class MqttOptions:
 
 
 def _guarded(callback: Callable[P, None]) -> Callable[P, None]:
-    """Run a paho callback so that no exception reaches paho's thread (§1.6 E4)."""
+    """Run a paho callback so that no exception reaches paho's thread."""
 
     @functools.wraps(callback)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
@@ -141,14 +140,14 @@ class MqttPublisher:
             raise AlertError(f"mqtt broker {self._endpoint}: {exc}") from exc
         self._started = True
         self._stopping = False
-        # connect_async + loop_start: the thread keeps retrying when the broker is down at start (§1.5).
+        # connect_async + loop_start: the thread keeps retrying when the broker is down at start.
         client.loop_start()
 
     def publish(self, topic: str, payload: str) -> int | None:
         """Queue one QoS 1 message; its mid, or None when paho did not queue it. Never blocks.
 
         While disconnected paho answers MQTT_ERR_NO_CONN but keeps the QoS 1 message and sends it after
-        reconnecting (§1.6 E1a), so that counts as queued. Delivery is reported by take_acks().
+        reconnecting, so that counts as queued. Delivery is reported by take_acks().
         """
         try:
             info = self._client.publish(topic, payload, qos=1, retain=False)
@@ -197,7 +196,7 @@ class MqttPublisher:
                 try:
                     info.wait_for_publish(timeout_s)
                     acked = info.is_published()
-                except (RuntimeError, ValueError):  # the connection dropped meanwhile (§1.6 E1a)
+                except (RuntimeError, ValueError):  # the connection dropped meanwhile
                     acked = False
             if not acked:
                 reason = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
@@ -304,7 +303,7 @@ class MqttPublisher:
 
     @_guarded
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
-        # "No matching subscribers" (0x10) is a success; "Not authorized" (0x87) is not (§1.2).
+        # "No matching subscribers" (0x10) is a success; "Not authorized" (0x87) is not.
         self._acks.put((mid, not reason.is_failure, str(reason)))
         self._on_ack()
 

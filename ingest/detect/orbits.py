@@ -25,7 +25,7 @@ Parameters (and why):
 - `WINDOW_S` 80 min: two laps of a racetrack with 150 km legs and ~8 km turn radius are ~700 km, which an
   RC-135 or RQ-4 flies at 300-450 kt in 50-75 min; the 720 degrees needed take only three legs and four
   turns (~550 km), so even a 300 kt RQ-4 is recognised on such a track. Longer windows only delay re-arming.
-- `MIN_TURN_DEG` 720: plane-notify's threshold (two circles; peers.md); one lap can be a procedure turn
+- `MIN_TURN_DEG` 720: plane-notify's threshold (two circles); one lap can be a procedure turn
   or a hold entry, two are a deliberate orbit.
 - `ORBIT_RADIUS_M` 110 km: a 150 km-leg racetrack with 15 km turns reaches ~90 km from its centre; 20 %
   more for sloppy legs and a window that starts or ends off the track. plane-notify's 15 mi (24 km) only

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from ingest.models import Fix, Observation, Place, Report, Sortie, SortieEvent
 
-# readsb keeps a position "reliable" for 60 s (feeds.md §6.3); older ones are not used here.
+# readsb keeps a position "reliable" for 60 s after its last update; older ones are not used here.
 FRESH_POSITION_S = 60.0
 # A record built from a single message is often a garbled decode (a bit error gives a phantom hex).
 MIN_MESSAGES = 2
