@@ -86,8 +86,9 @@ def min_interval_s(credits_per_poll: int, authenticated: bool) -> float:
     return _DAY_S * credits_per_poll / daily_credits(authenticated)
 
 
-def credit_problem(interval_s: float, costs: Sequence[int], authenticated: bool) -> str | None:
-    """Why polling every `interval_s` with requests of these costs would run out of credits, or None."""
+def credit_problem(interval_s: float, costs: Sequence[int], authenticated: bool, detail: str = "") -> str | None:
+    """Why polling every `interval_s` with requests of these costs would run out of credits, or None.
+    `detail` follows the request count (what the requests are for)."""
     per_poll = sum(costs)
     if not per_poll:
         return None
@@ -101,7 +102,7 @@ def credit_problem(interval_s: float, costs: Sequence[int], authenticated: bool)
         else f"anonymous access gets {DAILY_CREDITS_ANONYMOUS} a day (set client_id for {DAILY_CREDITS_USER})"
     )
     return (
-        f"{interval_s:g} s is too short: each poll costs {per_poll} OpenSky credits ({len(costs)} requests), "
+        f"{interval_s:g} s is too short: each poll costs {per_poll} OpenSky credits ({len(costs)} requests{detail}), "
         f"{per_day:.0f} a day, and {who}; use at least {math.ceil(needed_s)} s"
     )
 
@@ -127,10 +128,15 @@ class OpenSkyFeed:
         self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.authenticated = bool(settings.client_id)
         self.token_url = settings.token_url or DEFAULT_TOKEN_URL
+        self._hex_detail = ""
         requests: list[tuple[FeedRequest, int]] = []
         for query in settings.queries:  # "mil" has no OpenSky equivalent: check_opensky() refuses it
             if query == "hex":
-                requests += [(r, credit_cost(None)) for r in self._hex_requests(context.watchlist.hexes())]
+                hexes = context.watchlist.hexes()
+                hex_requests = self._hex_requests(hexes)
+                requests += [(r, credit_cost(None)) for r in hex_requests]
+                # A big watchlist is what makes the polls dear: say so in credit_problem()'s refusal.
+                self._hex_detail = f": {len(hex_requests)} for {len(hexes):,} watched hexes" if hexes else ""
             elif query == "area":
                 requests.append((self._area_request(context.area), credit_cost(box_area_sq_deg(context.area))))
         self._requests = [r for r, _ in requests]
@@ -147,7 +153,7 @@ class OpenSkyFeed:
         """credit_problem() for this feed's interval and requests; None for hosts other than OpenSky's."""
         if not is_opensky_host(self.base_url):
             return None
-        return credit_problem(self.settings.interval_s, self.credit_costs, self.authenticated)
+        return credit_problem(self.settings.interval_s, self.credit_costs, self.authenticated, self._hex_detail)
 
     def _request(self, params: list[tuple[str, str]], safe_query: str) -> FeedRequest:
         url = f"{self.base_url}/states/all?{urlencode(params)}"
