@@ -343,6 +343,9 @@ def test_a_secret_file_over_64_kib_is_refused(tmp_path: Path) -> None:
 # -- a big watchlist: the refusals stay one clear line -----------------------------------------------
 
 
+CAP_MESSAGE = "more than 50,000 aircraft rows: the cap is 50,000"
+
+
 def test_a_watchlist_over_the_cap_is_one_line_naming_the_file_and_the_cap(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -351,9 +354,7 @@ def test_a_watchlist_over_the_cap_is_one_line_naming_the_file_and_the_cap(
     code, err = run_cli(capsys, "check-config", "--config", str(minimal(tmp_path)), "--set", f"watchlist.path={big}")
     assert code == 2
     assert_one_line(err)
-    assert err == (
-        f"ingest: error: --set watchlist.path: watchlist.path: {big}: more than 50,000 aircraft rows: the cap is 50,000\n"
-    )
+    assert err == f"ingest: error: --set watchlist.path: watchlist.path: {big}: {CAP_MESSAGE}\n"
 
 
 def test_a_big_watchlist_makes_a_too_short_interval_a_clear_refusal(

@@ -20,10 +20,6 @@ from tests.conftest import observation
 from tests.unit.conftest import PLANE_ALERT_MIL, BigWatchlist
 
 BUNDLED = Path(__file__).parents[2] / "config" / "watchlist.csv"
-# plane-alert-db's military list, whole (ODbL 1.0, see config/WATCHLIST-LICENSE.md)
-PLANE_ALERT_MIL = (
-    Path(__file__).parents[1] / "fixtures" / "plane-alert-mil__sdr-enthusiasts_plane-alert-db__FULL_at_bf1e2ba.csv"
-)
 PLANE_ALERT_HEADER = "$ICAO,$Registration,$Operator,$Type,$ICAO Type,#CMPG,$Tag 1,$#Tag 2,$#Tag 3,Category,$#Link"
 PLAIN_HEADER = "ICAO,Registration,Operator,Type,ICAO Type"
 T0 = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
