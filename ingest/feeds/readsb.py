@@ -428,11 +428,12 @@ def _source_type(ac: _Aircraft) -> str:
 
 
 def clean_callsign(flight: str | None) -> str | None:
-    """Strip readsb's space padding; None for empty and placeholder callsigns."""
+    """Strip readsb's space padding; at most 8 characters (a callsign's length in Mode S); None for empty
+    and placeholder callsigns. Cut first, then stripped and checked: `0000000 0` is no callsign either."""
     if flight is None:
         return None
-    callsign = flight.strip().upper()
-    return None if callsign in _JUNK_CALLSIGNS else callsign[:8]
+    callsign = flight.strip().upper()[:8].rstrip()
+    return None if callsign in _JUNK_CALLSIGNS else callsign
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -509,6 +509,10 @@ def test_bad_optional_values_are_dropped_not_rejected() -> None:
         ("  TORA23 ", "TORA23"),
         ("DAL1375 ", "DAL1375"),
         ("tora23", "TORA23"),
+        ("0000000 0", "0000000"),  # cut to 8 then stripped: found by tests/unit/test_fuzz_readsb.py
+        ("ABCDEFG HIJ", "ABCDEFG"),
+        ("00000000X", None),
+        ("TORA23 LONG NAME", "TORA23 L"),
     ],
 )
 def test_clean_callsign(flight: str | None, expected: str | None) -> None:
