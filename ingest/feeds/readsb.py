@@ -121,7 +121,9 @@ def _rejected(exc: Exception, raw: msgspec.Raw) -> Rejected:
     return Rejected(str(exc), bytes(raw)[:_RAW_CUT].decode("utf-8", "replace"), field or "record")
 
 
-_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]', re.DOTALL)
+# A string (group 1 is its closing quote, empty when the body ends inside it: each string is then read once,
+# so the scan stays linear whatever the quotes and backslashes), or a bracket, comma or colon.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*("|\Z)|[\[\]{},:]', re.DOTALL)
 _KEY = msgspec.json.Decoder(str)
 
 
@@ -146,6 +148,7 @@ def shallow_envelope(
     value_at: int | None = None  # where that value starts
     elements: list[msgspec.Raw] | None = None  # the elements of the array being split
     element_at = 0
+    as_is = keep | lists  # top-level values copied unchanged (the arrays in `lists` are split instead)
 
     def null_out(begin: int, end: int) -> None:
         nonlocal copied
@@ -162,6 +165,8 @@ def shallow_envelope(
     for match in _JSON_TOKEN.finditer(body, start):
         token, at = match.group(), match.start()
         if token[0] == 0x22:  # a string, skipped whole; at depth 1 before a colon, a key
+            if not match.group(1):
+                return None  # the body ends inside a string
             if depth == 1 and value_at is None:
                 key = _key(token)
         elif token in (b"{", b"["):
@@ -177,14 +182,14 @@ def shallow_envelope(
             if depth == 1 and elements is not None and key is not None:  # the split array closes
                 end_element(at)
                 arrays[key], elements, value_at = elements, None, None
-            elif depth == 0 and value_at is not None and key not in keep | lists:
+            elif depth == 0 and value_at is not None and key not in as_is:
                 null_out(value_at, at)
         elif token == b",":
             if depth == 2 and elements is not None:
                 end_element(at)
                 element_at = match.end()
             elif depth == 1:
-                if value_at is not None and key not in keep | lists:
+                if value_at is not None and key not in as_is:
                     null_out(value_at, at)
                 key, value_at = None, None
         elif depth == 1:  # b":"
