@@ -150,7 +150,7 @@ def test_a_broken_config_file_is_settings_or_one_config_error(folder: Path, raw:
 
 env_values = st.one_of(
     st.text(max_size=12),
-    st.sampled_from(["\udcff", "a\x00b", "9" * 5_000, "nan", "inf", "1e300", "true", "", "hex,area", SECRET]),
+    st.sampled_from(["\udcff", "a\x00b", "9" * 5_000, "nan", "inf", "1e300", "true", "", "hex,area"]),
 )
 
 
@@ -174,6 +174,7 @@ def test_environment_and_flags_are_settings_or_one_config_error(
         feeds = '[[feeds]]\nname = "adsb.lol"\nkind = "readsb-v2"\nbase_url = "https://api.adsb.lol"\n'
         path.write_text(f"[watchlist]\npath = {json.dumps(str(SMALL_WATCHLIST))}\n[replay]\non_start = []\n{feeds}")
     flags = {k: SECRET if k in SECRET_FLAGS else v for k, v in overrides.items()}
+    environ = {k: SECRET if k == "INGEST_MQTT_PASSWORD" else v for k, v in environ.items()}
     result = load_any(path, environ, flags)
     if any(k in SECRET_FLAGS for k in flags):
         assert isinstance(result, ConfigError) and "a secret is never taken from the command line" in str(result)

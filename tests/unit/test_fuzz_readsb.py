@@ -137,6 +137,7 @@ def test_a_broken_body_is_a_result_or_one_feed_format_error(
 @fuzz(60)
 def test_any_value_as_the_body_or_the_envelope_now(value: bytes, envelope: str | None) -> None:
     parse(value)
+    parse(b'{"hex": "abcdef", "lat": 1, "lon": 2, "seen_pos": ' + value + b"}")  # ADSBx's bare aircraft object
     if envelope is not None:
         parse(b'{"%s": [], "now": ' % envelope.encode() + value + b"}")
         parse(b'{"%s": ' % envelope.encode() + value + b', "now": 1785336058500}')
