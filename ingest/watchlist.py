@@ -189,7 +189,7 @@ class _Group:
 
     registration: str | None
     columns: tuple[str, ...]
-    hexes: list[str]
+    hexes: dict[str, None]  # in file order; a dict, as 50,000 rows may share one registration
 
 
 def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
@@ -209,9 +209,9 @@ def read_watchlist(lines: Iterable[str], path: str = "<watchlist>") -> Watchlist
         key = normalise_registration(reg) if reg else f"hex:{hex_icao}"
         group = groups.get(key)
         if group is None:
-            groups[key] = _Group(reg, columns, [hex_icao])
-        elif hex_icao not in group.hexes:
-            group.hexes.append(hex_icao)
+            groups[key] = _Group(reg, columns, {hex_icao: None})
+        else:
+            group.hexes[hex_icao] = None
     return Watchlist(_entry(g) for g in groups.values())
 
 
