@@ -1,4 +1,5 @@
-"""Fuzz: `parse_readsb` (the `ac` and `aircraft` envelopes) and the readsb-v2 adapter's `parse`.
+"""Fuzz: `parse_readsb` (the `ac` and `aircraft` envelopes, ADSBx's bare object) and the `parse` of the
+readsb-v2, adsbx and airplanes-live adapters.
 
 Allowed outcomes only: a ParseResult whose observations keep every promise of Observation and whose
 rejections carry a reason, a field and a raw cut; or one FeedFormatError. And the good records of a
@@ -17,8 +18,10 @@ from hypothesis import strategies as st
 
 from ingest.config import FEED_KEYS, FeedSettings
 from ingest.errors import FeedFormatError
+from ingest.feeds.adsbx import AdsbxFeed
+from ingest.feeds.airplaneslive import AirplanesLiveFeed
 from ingest.feeds.base import FeedContext
-from ingest.feeds.readsb import ReadsbV2Feed, parse_readsb
+from ingest.feeds.readsb import ReadsbFamilyFeed, ReadsbV2Feed, parse_readsb
 from ingest.geo import Area
 from ingest.models import ParseResult
 from ingest.watchlist import WatchEntry, Watchlist
@@ -147,17 +150,25 @@ def watchlist(hexes: list[str]) -> Watchlist:
     return Watchlist(WatchEntry(None, (h,), "", "", "", "", (), "") for h in hexes)
 
 
-@given(mixed_response(), st.booleans())
+ADAPTERS: dict[str, tuple[type[ReadsbFamilyFeed], dict[str, Any]]] = {
+    "readsb-v2": (ReadsbV2Feed, {"base_url": "https://api.adsb.lol"}),
+    "adsbx": (AdsbxFeed, {"auth": "rapidapi", "api_key": "k"}),
+    "airplanes-live": (AirplanesLiveFeed, {"api_key": "k"}),
+}
+
+
+@given(mixed_response(), st.booleans(), st.sampled_from(sorted(ADAPTERS)))
 @fuzz(40)
-def test_through_the_adapter_watched_good_records_are_kept(
-    case: tuple[bytes, list[dict[str, Any]], str], include_military: bool
+def test_through_the_adapters_watched_good_records_are_kept(
+    case: tuple[bytes, list[dict[str, Any]], str], include_military: bool, kind: str
 ) -> None:
+    """readsb-v2, adsbx and airplanes-live parse with the same parser, each with its watchlist filter."""
     body, goods, _ = case
     hexes = [g["hex"].strip().lower() for g in goods]
     context = FeedContext(watchlist(hexes[::2] or ["000000"]), Area("box", 33, 124, 43.5, 132), include_military)
-    values = {k.name: k.default for k in FEED_KEYS} | {"name": FEED, "kind": "readsb-v2"}
-    settings = FeedSettings(**(values | {"base_url": "https://api.adsb.lol", "queries": ("hex", "mil")}))
-    feed = ReadsbV2Feed(settings, context)
+    adapter, extra = ADAPTERS[kind]
+    values = {k.name: k.default for k in FEED_KEYS} | {"name": FEED, "kind": kind, "queries": ("hex", "mil")}
+    feed = adapter(FeedSettings(**(values | extra)), context)
     for request in feed.requests():
         result = feed.parse(body, RECEIVED, request.safe_url)
         check_result(result, FEED)
