@@ -37,13 +37,14 @@ def iso_z(when: datetime) -> str:
 
 def parse_when(text: str, now: datetime) -> datetime:
     """ISO 8601 (a naive value is taken as UTC) or a duration before `now` such as `90m`, `24h`, `7d`.
-    ValueError for anything else, a duration too long for a datetime included."""
+    ValueError for anything else; "... is out of range" for a duration or offset that leaves years 1-9999
+    (api.py and cli.py show the message as it is)."""
     match = _DURATION.match(text)
     if match:
         try:
             return now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
         except OverflowError:
-            raise ValueError(f"{text[:40]!r} reaches before year 1") from None
+            raise ValueError(f"{text[:40]!r} is out of range") from None  # before year 1
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -53,4 +54,4 @@ def parse_when(text: str, now: datetime) -> datetime:
     try:
         return when.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise ValueError(f"{text!r} is outside the years 1-9999 in UTC") from None
+        raise ValueError(f"{text[:40]!r} is out of range") from None
