@@ -4,7 +4,9 @@ Precedence: defaults < TOML file < `INGEST_<SECTION>_<KEY>` environment variable
 (`--set section.key=value`). Feeds are an array of tables; their variables are
 `INGEST_FEEDS_<NAME>_<KEY>` with the name upper-cased and every other character turned into `_`
 (`adsb.lol` -> `INGEST_FEEDS_ADSB_LOL_INTERVAL_S`), their flags `--set feeds.<name>.<key>=value`.
-Every error is a ConfigError naming the key and where its value came from. Nothing here reads
+Every error is a ConfigError naming the key and where its value came from, in one line that never shows a
+secret's value: a file that is not UTF-8, not TOML, nested too deep or over 1 MiB included, and a secret
+(`env_only` key) given by `--set`, which every user of the machine could read in `ps`. Nothing here reads
 configuration at import time. Checks that need other modules (feed kinds, published rate limits) are
 done where those are built, with the same ConfigError.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import reprlib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -29,6 +32,14 @@ DEFAULT_USER_AGENT = "ingest/0.1 (+https://github.com/ingest-adsb/ingest)"
 
 Check = Callable[[Any], str | None]
 _REQUIRED = object()
+MAX_CONFIG_BYTES = 1 << 20  # the bundled file is about 10 KB
+MAX_SECRET_BYTES = 64 << 10  # a password or key file; more is not a secret (/dev/zero would never end)
+# Ten years: far beyond any interval or gap, and small enough that now + the duration stays a datetime
+# (1e300 s passed the old "greater than 0" check and overflowed timedelta in the scheduler).
+MAX_DURATION_S = 10 * 365 * 86_400.0
+_MAX_CRS_CHARS = 16_384  # a WKT2 or PROJJSON definition of a projected CRS is a few KB
+_SHOW = reprlib.Repr()  # values in messages: cut, and safe for values nested deep (TOML dotted keys)
+_SHOW.maxstring = _SHOW.maxother = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +59,30 @@ def _positive(v: float) -> str | None:
     return None if v > 0 else "must be greater than 0"
 
 
-def _non_negative(v: float) -> str | None:
-    return None if v >= 0 else "must be 0 or more"
+def _duration(v: float) -> str | None:
+    return None if 0 < v <= MAX_DURATION_S else f"must be greater than 0 and at most {MAX_DURATION_S:.0f} s"
+
+
+def _age(v: float) -> str | None:
+    return None if 0 <= v <= MAX_DURATION_S else f"must be between 0 and {MAX_DURATION_S:.0f} s"
+
+
+def _keepalive(v: int) -> str | None:
+    return None if 1 <= v <= 65535 else "must be between 1 and 65535 s (MQTT's 16-bit keepalive)"
+
+
+def _crs(v: str) -> str | None:
+    if len(v) > _MAX_CRS_CHARS:
+        return f"must be a CRS name, WKT or PROJ string of at most {_MAX_CRS_CHARS:,} characters"
+    try:
+        problem = crs_problem(v)
+    except RecursionError:  # pyproj reads a PROJJSON definition with json.loads, which recurses
+        return "is nested too deep to be a CRS definition"
+    return None if problem is None else _cut(problem)
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _latitude(v: float) -> str | None:
@@ -100,21 +133,21 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("west", "float", 124.0, "western edge, degrees", _longitude),
         Key("north", "float", 43.5, "northern edge, degrees", _latitude),
         Key("east", "float", 132.0, "eastern edge, degrees", _longitude),
-        Key("crs", "str", "EPSG:5179", "projected CRS for x_m/y_m", crs_problem),
+        Key("crs", "str", "EPSG:5179", "projected CRS for x_m/y_m", _crs),
     ),
     "watchlist": (
         Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db style CSV"),
         Key("include_military", "bool", False, "also keep every dbFlags&1 aircraft a `mil` query finds in the area"),
     ),
     "sorties": (
-        Key("gap_s", "float", 1800.0, "silence that ends a sortie", _positive),
-        Key("check_interval_s", "float", 30.0, "how often open sorties are checked for their end", _positive),
+        Key("gap_s", "float", 1800.0, "silence that ends a sortie", _duration),
+        Key("check_interval_s", "float", 30.0, "how often open sorties are checked for their end", _duration),
         Key(
             "max_blind_s",
             "float",
             10800.0,
             "blind this long (no feed covering it), a sortie ends no_coverage",
-            _positive,
+            _duration,
         ),
     ),
     "mqtt": (
@@ -130,13 +163,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("ca_file", "str", "", "CA certificates that sign the broker's (empty: the system's)"),
         Key("cert_file", "str", "", "client certificate, with key_file"),
         Key("key_file", "str", "", "client certificate's private key"),
-        Key("keepalive_s", "int", 30, "MQTT keepalive", _positive),
+        Key("keepalive_s", "int", 30, "MQTT keepalive", _keepalive),
     ),
     "http": (
         Key("enabled", "bool", False, "serve the read-only HTTP API inside `ingest run`"),
         Key("host", "str", "127.0.0.1", "address to bind (127.0.0.1: this machine only)", _not_empty),
         Key("port", "int", 8080, "TCP port", _port),
-        Key("stale_after_s", "float", 300.0, "/healthz answers 503 when no feed succeeded for this long", _positive),
+        Key("stale_after_s", "float", 300.0, "/healthz answers 503 when no feed succeeded for this long", _duration),
     ),
     "replay": (
         Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),
@@ -159,13 +192,13 @@ FEED_KEYS: tuple[Key, ...] = (
     Key("kind", "str", _REQUIRED, "readsb-v2, aircraft-json, opensky, adsbx, airplanes-live or sbs", _not_empty),
     Key("base_url", "str", "", "readsb-v2: everything before /v2/"),
     Key("source", "str", "", "aircraft-json: a file path or an http(s) URL"),
-    Key("interval_s", "float", 10.0, "seconds between polls", _positive),
+    Key("interval_s", "float", 10.0, "seconds between polls", _duration),
     Key("enabled", "bool", True, "poll this feed"),
-    Key("connect_timeout_s", "float", 3.05, "TCP connect timeout", _positive),
-    Key("read_timeout_s", "float", 10.0, "longest silence while reading", _positive),
+    Key("connect_timeout_s", "float", 3.05, "TCP connect timeout", _duration),
+    Key("read_timeout_s", "float", 10.0, "longest silence while reading", _duration),
     Key("max_body_mb", "float", 20.0, "largest decoded body accepted", _positive),
     Key("max_per_request", "int", 1000, "hexes or registrations per request", _per_request),
-    Key("max_age_s", "float", 0.0, "drop positions older than this (0: keep all)", _non_negative),
+    Key("max_age_s", "float", 0.0, "drop positions older than this (0: keep all)", _age),
     Key("queries", "strs", ("hex",), "readsb-v2/adsbx/airplanes-live: hex, area and/or mil", _queries),
     Key("auth", "str", "", "adsbx: rapidapi, x-api-key or api-auth"),
     Key("api_key", "str", "", "only from INGEST_FEEDS_<NAME>_API_KEY", secret=True, env_only=True),
@@ -333,13 +366,14 @@ def load(
     """Read, merge and validate the configuration; raises ConfigError naming the key and its source."""
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
+    _refuse_secret_flags(overrides)
     cfg_path = config_path(path, environ)
     data = _read_toml(cfg_path)
     loader = _Loader(str(cfg_path), environ, overrides)
     sections = {name: loader.section(name, keys, data.pop(name, {})) for name, keys in SECTIONS.items()}
     feeds = loader.feeds(data.pop("feeds", []))
     for unknown in data:
-        raise ConfigError(unknown, str(cfg_path), "unknown section or key")
+        raise ConfigError(_cut(unknown, 60), str(cfg_path), "unknown section or key")
     loader.reject_unused()
     sections["mqtt"]["password"] = _mqtt_password(sections["mqtt"], loader.sources)
     settings = Settings(
@@ -350,6 +384,27 @@ def load(
     )
     _cross_check(settings)
     return settings
+
+
+def _refuse_secret_flags(overrides: Mapping[str, str]) -> None:
+    """ConfigError for a secret (an `env_only` key) given by `--set`, whichever feed it names: a command
+    line is visible to every user in `ps`. The message names the variable and the *_file key; the value
+    is never shown."""
+    feed_secrets = {k.name for k in FEED_KEYS if k.env_only}
+    for flag in overrides:
+        table, _, key = flag.rpartition(".")
+        if table.startswith("feeds.") and key in feed_secrets:
+            env = feed_env_name(table.removeprefix("feeds."), key)
+        elif any(k.name == key and k.env_only for k in SECTIONS.get(table, ())):
+            env = env_name(table, key)
+        else:
+            continue
+        shown = _cut(flag, 80)
+        raise ConfigError(
+            shown,
+            f"--set {shown}",
+            f"a secret is never taken from the command line (every user sees it in `ps`): set {env} or {shown}_file",
+        )
 
 
 def _mqtt_password(mqtt: Mapping[str, Any], sources: Mapping[str, str]) -> str:
@@ -364,22 +419,44 @@ def _secret(value: str, path: str, file_key: str, sources: Mapping[str, str]) ->
     if value:
         raise ConfigError(file_key, sources[file_key], "give the environment variable or the file, not both")
     try:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        with Path(path).open("rb") as fh:
+            data = fh.read(MAX_SECRET_BYTES + 1)
+        if len(data) > MAX_SECRET_BYTES:
+            raise ConfigError(
+                file_key, sources[file_key], f"{_cut(path)} is over {MAX_SECRET_BYTES >> 10} KiB: not a secret"
+            )
+        return data.decode("utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(file_key, sources[file_key], f"cannot read {path}: {reason}") from None
+        raise ConfigError(file_key, sources[file_key], f"cannot read {_cut(path)}: {reason}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables; ConfigError, naming the file, for anything that is not a small UTF-8 TOML file."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError("(file)", str(path), "no such file; pass --config or set INGEST_CONFIG") from None
     except OSError as exc:
         raise ConfigError("(file)", str(path), exc.strerror or type(exc).__name__) from exc
+    except ValueError as exc:  # a path with a NUL character
+        raise ConfigError("(file)", repr(str(path)), str(exc)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("(file)", str(path), f"larger than {MAX_CONFIG_BYTES >> 20} MiB: not an ingest config")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError("(file)", str(path), f"not UTF-8 text (line {line}: {exc.reason})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(file)", str(path), f"not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError("(file)", str(path), "not valid TOML: arrays or tables nested too deep") from None
+    except ValueError as exc:  # tomllib's int() of an integer over 4,300 digits
+        raise ConfigError("(file)", str(path), f"not valid TOML: {_cut(str(exc), 80)}") from None
 
 
 class _Loader:
@@ -399,7 +476,7 @@ class _Loader:
         known = {k.name: k for k in keys}
         for key in table:
             if key not in known:
-                raise ConfigError(f"{name}.{key}", self.path, "unknown key")
+                raise ConfigError(f"{name}.{_cut(key, 60)}", self.path, "unknown key")
             if known[key].env_only:
                 raise ConfigError(
                     f"{name}.{key}", self.path, f"never put it in the file: set {env_name(name, key)} instead"
@@ -416,7 +493,7 @@ class _Loader:
                 raise ConfigError(f"feeds[{index}]", self.path, "must be a table")
             for key in table:
                 if key not in known:
-                    raise ConfigError(f"feeds[{index}].{key}", self.path, "unknown key")
+                    raise ConfigError(f"feeds[{index}].{_cut(key, 60)}", self.path, "unknown key")
             raw_name = table.get("name")
             label = raw_name if isinstance(raw_name, str) else str(index)
             for key in FEED_KEYS:
@@ -436,7 +513,7 @@ class _Loader:
         seen: set[str] = set()
         for feed in result:
             if feed.name in seen:
-                raise ConfigError(f"feeds[{feed.index}].name", self.path, f"{feed.name!r} is used twice")
+                raise ConfigError(f"feeds[{feed.index}].name", self.path, f"{_SHOW.repr(feed.name)} is used twice")
             seen.add(feed.name)
         return tuple(result)
 
@@ -468,7 +545,7 @@ class _Loader:
     def reject_unused(self) -> None:
         for flag in self.overrides:
             if flag not in self.used_flags:
-                raise ConfigError(flag, f"--set {flag}", "unknown key")
+                raise ConfigError(_cut(flag, 80), f"--set {_cut(flag, 80)}", "unknown key")
         for name in self.environ:
             if name.startswith("INGEST_") and name != ENV_CONFIG and name not in self.used_env:
                 raise ConfigError(name, "environment", "unknown setting (check the spelling)")
@@ -476,44 +553,74 @@ class _Loader:
 
 def _from_toml(key: Key, value: Any) -> tuple[Any, str | None]:
     """Type-check a TOML value; TOML already typed it, so only integers widen to floats."""
+    shown = _SHOW.repr(value)
     if key.kind == "bool":
-        return value, None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+        return value, None if isinstance(value, bool) else f"must be true or false, not {shown}"
     if key.kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
-        return value, None if ok else f"must be an integer, not {value!r}"
+        return value, None if ok else f"must be an integer, not {shown}"
     if key.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return value, f"must be a number, not {value!r}"
-        return float(value), None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value, f"must be a number, not {shown}"
+        number = _finite(value)
+        return number, None if number is not None else f"must be a number, not {shown}"
     if key.kind == "path":
-        return Path(value), None if isinstance(value, str) and value else f"must be a path, not {value!r}"
-    if key.kind == "paths":
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            return value, f"must be a list of paths, not {value!r}"
-        return tuple(Path(v) for v in value), None
-    if key.kind == "strs":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return value, f"must be a list of strings, not {value!r}"
+        ok = isinstance(value, str) and bool(value) and _text_problem(value) is None
+        return Path(value) if ok else value, None if ok else f"must be a path, not {shown}"
+    if key.kind in ("paths", "strs"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and _text_problem(v) is None for v in value):
+            return value, f"must be a list of {'paths' if key.kind == 'paths' else 'strings'}, not {shown}"
+        if key.kind == "paths":
+            if not all(value):
+                return value, f"must be a list of paths, not {shown}"
+            return tuple(Path(v) for v in value), None
         return tuple(value), None
-    return value, None if isinstance(value, str) else f"must be a string, not {value!r}"
+    if not isinstance(value, str):
+        return value, f"must be a string, not {shown}"
+    return value, _text_problem(value)
+
+
+def _finite(value: int | float) -> float | None:
+    """A number as a finite float; None for inf, NaN and integers too large for a float."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a string cannot be a setting: a NUL (no path or host holds one; os.stat raises ValueError for
+    it) or a lone surrogate (an environment variable or argument that was not UTF-8)."""
+    if "\0" in text:
+        return "must not contain a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be UTF-8 text"
+    return None
 
 
 def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
     """Parse an environment variable or flag value."""
     text = text.strip()
+    problem = _text_problem(text)
+    if problem is not None:
+        return text, problem
+    shown = _SHOW.repr(text)
     try:
         if key.kind == "bool":
             lowered = text.lower()
             if lowered not in {"true", "false", "1", "0", "yes", "no"}:
-                return text, f"must be true or false, not {text!r}"
+                return text, f"must be true or false, not {shown}"
             return lowered in {"true", "1", "yes"}, None
         if key.kind == "int":
             return int(text), None
         if key.kind == "float":
             value = float(text)
-            return value, None if math.isfinite(value) else f"must be a number, not {text!r}"
-    except ValueError:
-        return text, f"must be a{'n integer' if key.kind == 'int' else ' number'}, not {text!r}"
+            return value, None if math.isfinite(value) else f"must be a number, not {shown}"
+    except ValueError:  # int() also refuses more than 4,300 digits
+        return text, f"must be a{'n integer' if key.kind == 'int' else ' number'}, not {shown}"
     if key.kind == "path":
         return Path(text), None if text else "must be a path"
     if key.kind == "paths":
@@ -523,23 +630,33 @@ def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
     return text, None
 
 
+def _is_file(path: str | Path) -> bool:
+    """Path.is_file() that is False, not an OSError, for a name too long or otherwise unusable."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _cross_check(s: Settings) -> None:
     if s.area.south >= s.area.north:
         raise ConfigError("area.south", s.source_of("area.south"), "must be less than area.north")
     if s.area.west >= s.area.east:
         raise ConfigError("area.west", s.source_of("area.west"), "must be less than area.east")
-    if not s.watchlist.path.is_file():
-        raise ConfigError("watchlist.path", s.source_of("watchlist.path"), f"no such file: {s.watchlist.path}")
+    if not _is_file(s.watchlist.path):
+        raise ConfigError(
+            "watchlist.path", s.source_of("watchlist.path"), f"no such file: {_cut(str(s.watchlist.path))}"
+        )
     m = s.mqtt
     for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(m, key)
-        if path and not Path(path).is_file():
-            raise ConfigError(f"mqtt.{key}", s.source_of(f"mqtt.{key}"), f"no such file: {path}")
+        if path and not _is_file(path):
+            raise ConfigError(f"mqtt.{key}", s.source_of(f"mqtt.{key}"), f"no such file: {_cut(path)}")
     if bool(m.cert_file) != bool(m.key_file):
         raise ConfigError("mqtt.cert_file", s.source_of("mqtt.cert_file"), "cert_file and key_file go together")
     for replay in s.replay.on_start:
-        if not replay.is_file():
-            raise ConfigError("replay.on_start", s.source_of("replay.on_start"), f"no such file: {replay}")
+        if not _is_file(replay):
+            raise ConfigError("replay.on_start", s.source_of("replay.on_start"), f"no such file: {_cut(str(replay))}")
 
 
 def describe(settings: Settings) -> str:

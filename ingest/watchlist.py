@@ -3,6 +3,10 @@
 An aircraft is identified by its registration (serial) and may have several hexes: military fleets get
 re-hexed (peers.md §0.5), so a record also matches when the feed's `r` equals a listed registration.
 Rows whose registration is a placeholder (`????`, `Tactical`, empty) are identified by their hex alone.
+
+The file is read line by line and refused past MAX_ROWS (50,000) data rows, before the rest is read;
+every problem (a bad hex, bytes that are not UTF-8, a CSV error such as a field over 128 KiB) is one
+WatchlistError naming the line.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 from ingest.errors import WatchlistError
 from ingest.models import Observation
 
 _HEX = re.compile(r"[0-9a-f]{6}")
+_SHORT_HEX = re.compile(r"[0-9a-f]{1,5}")
 # The character set adsb.lol accepts in a path parameter (adsblol/api, feeds.md §2.1).
 _QUERYABLE_REG = re.compile(r"[A-Za-z0-9_.-]+")
 _PLACEHOLDER_REGS = frozenset({"", "????", "TACTICAL", "UNKNOWN", "N/A", "NONE", "-"})
@@ -67,6 +73,8 @@ class Watchlist:
                 self._by_hex.setdefault(hex_icao, entry)
             if entry.registration:
                 self._by_reg.setdefault(normalise_registration(entry.registration), entry)
+        self._hexes: tuple[str, ...] | None = None  # sorted once, on first use: every feed plans from them
+        self._queryable: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -96,12 +104,24 @@ class Watchlist:
 
     def hexes(self) -> list[str]:
         """Every watched hex, sorted."""
-        return sorted(self._by_hex)
+        if self._hexes is None:
+            self._hexes = tuple(sorted(self._by_hex))
+        return list(self._hexes)
 
     def queryable_registrations(self) -> list[str]:
         """Registrations a feed can be asked for by `/v2/reg/`, sorted and unique."""
-        regs = {e.registration for e in self.entries if e.registration}
-        return sorted(r for r in regs if _QUERYABLE_REG.fullmatch(r))
+        if self._queryable is None:
+            regs = {e.registration for e in self.entries if e.registration}
+            self._queryable = tuple(sorted(r for r in regs if _QUERYABLE_REG.fullmatch(r)))
+        return list(self._queryable)
+
+
+# plane-alert-db's whole list is about 17,000 rows; a list this long is far beyond any watchlist and makes
+# start-up and the feeds' request plans (1,000 hexes a request) slow. Refused while it is read.
+MAX_ROWS = 50_000
+MAX_LINE_CHARS = 1 << 20  # a physical line this long is no watchlist row (csv refuses fields over 128 KiB)
+# Columns read, by their cleaned header names; others are ignored.
+_COLUMNS = ("icao", "registration", "operator", "type", "icao type", "category", "tag 1", "tag 2", "tag 3", "link")
 
 
 def _clean_header(name: str) -> str:
@@ -109,68 +129,113 @@ def _clean_header(name: str) -> str:
     return name.strip().lstrip("$#").strip().lower()
 
 
-def _rows(text: str, path: str) -> Iterable[tuple[int, Mapping[str, str]]]:
-    """(line number in the file, row) for every data row; blank and `#` comment lines are skipped."""
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    for values in reader:
-        if not any(v.strip() for v in values) or values[0].lstrip().startswith("#"):
-            continue
-        if header is None:
-            header = [_clean_header(h) for h in values]
-            if "icao" not in header:
-                raise WatchlistError(path, f"no ICAO column in the header {values!r}")
-            continue
-        yield reader.line_num, dict(zip(header, (v.strip() for v in values), strict=False))
-    if header is None:
+def _checked(lines: Iterable[str], path: str) -> Iterator[str]:
+    """The lines, each checked as it comes: WatchlistError naming the line for one over MAX_LINE_CHARS or
+    with bytes that are not UTF-8 (load_watchlist decodes them to lone surrogates, and so does nothing
+    else: a lone surrogate could not be stored)."""
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise WatchlistError(path, f"line {number}: longer than {MAX_LINE_CHARS:,} characters")
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WatchlistError(path, f"line {number}: not UTF-8 text") from None
+        yield line
+
+
+def _rows(lines: Iterable[str], path: str) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(line number in the file, the _COLUMNS of a data row, stripped) for every data row, read as they
+    come; blank and `#` comment lines are skipped. WatchlistError for a CSV error (with its line), a file
+    without an ICAO column or data, and past MAX_ROWS rows."""
+    reader = csv.reader(_checked(lines, path))
+    pick: Callable[[list[str]], tuple[str, ...]] | None = None
+    width = 0  # the header's columns, plus one empty column that stands for those it lacks
+    count = 0
+    try:
+        for values in reader:
+            if not "".join(values).strip() or values[0].lstrip().startswith("#"):
+                continue
+            if pick is None:
+                header = [_clean_header(h) for h in values]
+                if "icao" not in header:
+                    raise WatchlistError(path, f"no ICAO column in the header {values[:20]!r:.300}")
+                width = len(header) + 1
+                pick = itemgetter(*(header.index(c) if c in header else len(header) for c in _COLUMNS))
+                continue
+            count += 1
+            if count > MAX_ROWS:
+                raise WatchlistError(path, f"more than {MAX_ROWS:,} aircraft rows: the cap is {MAX_ROWS:,}")
+            if len(values) < width:
+                values += [""] * (width - len(values))
+            yield reader.line_num, tuple(map(str.strip, pick(values)))
+    except csv.Error as exc:
+        raise WatchlistError(path, f"line {reader.line_num}: not CSV ({exc})") from None
+    if pick is None:
         raise WatchlistError(path, "the file is empty")
+
+
+def _hex(text: str) -> str | None:
+    """6 lower-case hex digits; plane-alert-db has rows whose leading zeros a spreadsheet dropped
+    (`10166` for Egypt's 010166 in plane-alert-mil.csv at bf1e2ba), so 1-5 digits are padded."""
+    text = text.lower()
+    if _HEX.fullmatch(text):
+        return text
+    return text.zfill(6) if _SHORT_HEX.fullmatch(text) else None
 
 
 @dataclass(slots=True)
 class _Group:
-    """Rows that share one registration, while the file is read."""
+    """Rows that share one registration, while the file is read: the first row's columns, every hex."""
 
     registration: str | None
-    row: Mapping[str, str]
-    hexes: list[str]
+    columns: tuple[str, ...]
+    hexes: dict[str, None]  # in file order; a dict, as 50,000 rows may share one registration
 
 
 def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
     """Parse plane-alert-db CSV text (header `$ICAO,$Registration,...`; plain headers work too)."""
+    return read_watchlist(io.StringIO(text, newline=None), path)
+
+
+def read_watchlist(lines: Iterable[str], path: str = "<watchlist>") -> Watchlist:
+    """Parse plane-alert-db CSV lines as they come; WatchlistError naming the line on the first bad one,
+    and past MAX_ROWS data rows (before the rest is read)."""
     groups: dict[str, _Group] = {}
-    for number, row in _rows(text, path):
-        hex_icao = row.get("icao", "").lower()
-        if not _HEX.fullmatch(hex_icao):
-            raise WatchlistError(path, f"line {number}: ICAO {row.get('icao', '')!r} is not 6 hex digits")
-        reg = real_registration(row.get("registration"))
+    for number, columns in _rows(lines, path):
+        hex_icao = _hex(columns[0])
+        if hex_icao is None:
+            raise WatchlistError(path, f"line {number}: ICAO {columns[0][:20]!r} is not 6 hex digits")
+        reg = real_registration(columns[1])
         key = normalise_registration(reg) if reg else f"hex:{hex_icao}"
-        group = groups.setdefault(key, _Group(reg, row, []))
-        if hex_icao not in group.hexes:
-            group.hexes.append(hex_icao)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(reg, columns, {hex_icao: None})
+        else:
+            group.hexes[hex_icao] = None
     return Watchlist(_entry(g) for g in groups.values())
 
 
 def _entry(group: _Group) -> WatchEntry:
-    row = group.row
-    tags = tuple(t for t in (row.get("tag 1", ""), row.get("tag 2", ""), row.get("tag 3", "")) if t)
+    _, _, operator, type_name, icao_type, category, tag1, tag2, tag3, link = group.columns
     return WatchEntry(
         registration=group.registration,
         hexes=tuple(group.hexes),
-        operator=row.get("operator", ""),
-        type_name=row.get("type", ""),
-        icao_type=row.get("icao type", "").upper(),
-        category=row.get("category", ""),
-        tags=tags,
-        link=row.get("link", ""),
+        operator=operator,
+        type_name=type_name,
+        icao_type=icao_type.upper(),
+        category=category,
+        tags=tuple(t for t in (tag1, tag2, tag3) if t),
+        link=link,
     )
 
 
 def load_watchlist(path: Path) -> Watchlist:
-    """Read and parse a watchlist file (UTF-8, an optional BOM is ignored)."""
+    """Read and parse a watchlist file (UTF-8, an optional BOM is ignored), streaming its lines: a file
+    over MAX_ROWS rows is refused when its row MAX_ROWS + 1 is read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # Universal newlines as before; bytes that are not UTF-8 become lone surrogates, refused with
+        # their line number by _checked() (a strict decoder fails a whole 8 KiB chunk, lines ahead).
+        with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+            return read_watchlist(iter(lambda: fh.readline(MAX_LINE_CHARS + 1), ""), str(path))
     except OSError as exc:
         raise WatchlistError(str(path), exc.strerror or type(exc).__name__) from exc
-    except UnicodeDecodeError as exc:
-        raise WatchlistError(str(path), f"not UTF-8 text ({exc.reason})") from exc
-    return parse_watchlist(text, str(path))

@@ -6,7 +6,10 @@
   one the feed is anonymous.
 - Rows are positional arrays read by index after a minimum-length check (rows may carry extra elements,
   feeds.md §5.2); metres become feet and m/s knots here, once. One bad row is rejected with the field at
-  fault; the rest of the answer is kept.
+  fault; the rest of the answer is kept. Nothing but FeedFormatError (a body that is not JSON or has no
+  `states`) escapes parse_states: a row nested too deep for msgspec is one rejected row, found by
+  readsb.shallow_envelope() as there; an envelope `time` that is no Unix time in seconds gives way to
+  the receive time, as a missing one does (every position carries its own time_position).
 - Credits (feeds.md §5.4): a box query costs 1-4 credits by its area, a query without a box (hexes) 4.
   `credit_problem()` refuses an interval that would spend more than the day's credits at opensky.org.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -25,7 +29,7 @@ import msgspec
 from ingest.config import FeedSettings, Settings, feed_env_name
 from ingest.errors import ConfigError, FeedFormatError
 from ingest.feeds.base import FeedContext, FeedRequest
-from ingest.feeds.readsb import RecordError, clean_callsign
+from ingest.feeds.readsb import RecordError, clean_callsign, shallow_envelope
 from ingest.geo import Area
 from ingest.models import Observation, ParseResult, Rejected
 from ingest.timeutil import from_epoch
@@ -82,8 +86,9 @@ def min_interval_s(credits_per_poll: int, authenticated: bool) -> float:
     return _DAY_S * credits_per_poll / daily_credits(authenticated)
 
 
-def credit_problem(interval_s: float, costs: Sequence[int], authenticated: bool) -> str | None:
-    """Why polling every `interval_s` with requests of these costs would run out of credits, or None."""
+def credit_problem(interval_s: float, costs: Sequence[int], authenticated: bool, detail: str = "") -> str | None:
+    """Why polling every `interval_s` with requests of these costs would run out of credits, or None.
+    `detail` follows the request count (what the requests are for)."""
     per_poll = sum(costs)
     if not per_poll:
         return None
@@ -97,7 +102,7 @@ def credit_problem(interval_s: float, costs: Sequence[int], authenticated: bool)
         else f"anonymous access gets {DAILY_CREDITS_ANONYMOUS} a day (set client_id for {DAILY_CREDITS_USER})"
     )
     return (
-        f"{interval_s:g} s is too short: each poll costs {per_poll} OpenSky credits ({len(costs)} requests), "
+        f"{interval_s:g} s is too short: each poll costs {per_poll} OpenSky credits ({len(costs)} requests{detail}), "
         f"{per_day:.0f} a day, and {who}; use at least {math.ceil(needed_s)} s"
     )
 
@@ -123,10 +128,15 @@ class OpenSkyFeed:
         self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.authenticated = bool(settings.client_id)
         self.token_url = settings.token_url or DEFAULT_TOKEN_URL
+        self._hex_detail = ""
         requests: list[tuple[FeedRequest, int]] = []
         for query in settings.queries:  # "mil" has no OpenSky equivalent: check_opensky() refuses it
             if query == "hex":
-                requests += [(r, credit_cost(None)) for r in self._hex_requests(context.watchlist.hexes())]
+                hexes = context.watchlist.hexes()
+                hex_requests = self._hex_requests(hexes)
+                requests += [(r, credit_cost(None)) for r in hex_requests]
+                # A big watchlist is what makes the polls dear: say so in credit_problem()'s refusal.
+                self._hex_detail = f": {len(hex_requests)} for {len(hexes):,} watched hexes" if hexes else ""
             elif query == "area":
                 requests.append((self._area_request(context.area), credit_cost(box_area_sq_deg(context.area))))
         self._requests = [r for r, _ in requests]
@@ -143,7 +153,7 @@ class OpenSkyFeed:
         """credit_problem() for this feed's interval and requests; None for hosts other than OpenSky's."""
         if not is_opensky_host(self.base_url):
             return None
-        return credit_problem(self.settings.interval_s, self.credit_costs, self.authenticated)
+        return credit_problem(self.settings.interval_s, self.credit_costs, self.authenticated, self._hex_detail)
 
     def _request(self, params: list[tuple[str, str]], safe_query: str) -> FeedRequest:
         url = f"{self.base_url}/states/all?{urlencode(params)}"
@@ -213,24 +223,21 @@ _ROW = msgspec.json.Decoder(list[Any])
 def parse_states(body: bytes, *, feed: str, received_at: datetime, source: str) -> ParseResult:
     """Parse a `/states/all` answer; FeedFormatError when the body as a whole is unusable. `states: null`
     is an answer with no aircraft."""
-    try:
-        env = _ENVELOPE.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
-    if env.states is msgspec.UNSET:
-        raise FeedFormatError(feed, source, "no 'states' in the response")
-    rows = env.states or []
-    feed_time_s = env.time if _valid_epoch(env.time) else None
+    rows = _rows(body, feed, source)
+    feed_time_s = rows.time if _valid_epoch(rows.time) else None
     feed_now = from_epoch(feed_time_s) if feed_time_s is not None else received_at
     now_s = feed_now.timestamp()
     observations: list[Observation] = []
     rejected: list[Rejected] = []
     without_position = 0
-    for raw in rows:
+    for raw in rows.states:
         try:
             obs = _observation(_ROW.decode(raw), feed, now_s)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             rejected.append(Rejected(f"unreadable state vector: {exc}", _cut(raw), _field_at(str(exc))))
+            continue
+        except RecursionError:  # msgspec's depth limit, for this row alone
+            rejected.append(Rejected(f"state vector {_TOO_DEEP}", _cut(raw), "row"))
             continue
         except RecordError as exc:
             rejected.append(Rejected(str(exc), _cut(raw), exc.field))
@@ -239,7 +246,49 @@ def parse_states(body: bytes, *, feed: str, received_at: datetime, source: str) 
             without_position += 1
         else:
             observations.append(obs)
-    return ParseResult(tuple(observations), tuple(rejected), len(rows), without_position, feed_now)
+    return ParseResult(tuple(observations), tuple(rejected), len(rows.states), without_position, feed_now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    time: int | float | None
+    states: list[msgspec.Raw]
+
+
+_TOO_DEEP = "nested too deep to decode"
+_LISTS = frozenset({"states"})
+_KEPT = frozenset({"time"})
+
+
+def _rows(body: bytes, feed: str, source: str) -> _Rows:
+    """The envelope's time and its rows, raw; FeedFormatError when the body is not the envelope."""
+    try:
+        env = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
+    except RecursionError:  # a row nested too deep: split `states` without recursion
+        return _shallow_rows(body, feed, source)
+    if env.states is msgspec.UNSET:
+        raise FeedFormatError(feed, source, "no 'states' in the response")
+    return _Rows(env.time, env.states or [])
+
+
+def _shallow_rows(body: bytes, feed: str, source: str) -> _Rows:
+    split = shallow_envelope(body, _LISTS, _KEPT)
+    if split is None:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {_TOO_DEEP}")
+    try:
+        env = _ENVELOPE.decode(split[0])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
+    except RecursionError:  # `time` itself, which is not split off
+        raise FeedFormatError(feed, source, f"the envelope is {_TOO_DEEP}") from None
+    if env.states is msgspec.UNSET:
+        raise FeedFormatError(feed, source, "no 'states' in the response")
+    rows = split[1].get("states", []) if env.states else []
+    if len(rows) != len(env.states or []):
+        raise FeedFormatError(feed, source, f"the 'states' list is {_TOO_DEEP} and cannot be split")
+    return _Rows(env.time, rows)
 
 
 _FIELDS = (

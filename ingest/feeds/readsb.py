@@ -9,6 +9,14 @@ bad record is rejected and counted while the rest of the poll is kept (reliabili
 §6.1). msgspec refuses NaN/Infinity, bools where numbers belong and strings such as `"lat": "37.5"`.
 A bare aircraft object (ADSBx answers a single hex so, feeds.md §4.2) is read as a list of one.
 
+What may come out of parse_readsb: a ParseResult, whose `rejected` holds every record that could not be
+used (the field at fault, the reason, a cut of the raw record), or one FeedFormatError for a body that is
+not JSON or not the envelope, or whose `now` cannot be a time. Nothing else: records nested too deep to
+decode, ages beyond a day and values out of range are rejected records. msgspec skips an unread value
+recursively, so a record nested ~1,000 levels deep (fewer when called from deep in the stack) fails the
+envelope decode with RecursionError; shallow_envelope() then splits the list without recursion, so that
+record alone is rejected.
+
 API keys travel in headers only, never in a URL or a safe_url (reliability-and-performance.md §7), and
 SecretHeaders keeps them out of every repr.
 """
@@ -19,6 +27,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -38,6 +47,14 @@ _JUNK_CALLSIGNS = frozenset({"", "00000000", "????????"})
 _ALT_RANGE_FT = (-2_000, 100_000)
 _GS_MAX_KT = 4_000.0
 _RAW_CUT = 200
+# The oldest position accepted: readsb drops an aircraft from its output within minutes of its last
+# message, so a `seen_pos` beyond a day is not an age (and 1e300 s is beyond what a timedelta holds).
+MAX_AGE_S = 86_400.0
+# readsb's `emergency` (feeds.md §6.3): none, general, lifeguard, minfuel, nordo, unlawful, downed, reserved.
+# A short lower-case word not in that list is kept too (a newer readsb may add one); anything else is
+# dropped to None, never a reason to reject the record.
+EMERGENCY_VALUES = frozenset({"none", "general", "lifeguard", "minfuel", "nordo", "unlawful", "downed", "reserved"})
+_EMERGENCY_WORD = re.compile(r"[a-z]{1,16}")
 
 
 class _Envelope(msgspec.Struct):
@@ -77,6 +94,7 @@ class _Aircraft(msgspec.Struct):
     mlat: list[str] | None = None
     tisb: list[str] | None = None
     lastPosition: _LastPosition | None = None
+    emergency: Any = None  # any JSON value: only a short lower-case word is used (_emergency)
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
@@ -103,8 +121,96 @@ def _rejected(exc: Exception, raw: msgspec.Raw) -> Rejected:
     return Rejected(str(exc), bytes(raw)[:_RAW_CUT].decode("utf-8", "replace"), field or "record")
 
 
+# A string (group 1 is its closing quote, empty when the body ends inside it: each string is then read once,
+# so the scan stays linear whatever the quotes and backslashes), or a bracket, comma or colon.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*("|\Z)|[\[\]{},:]', re.DOTALL)
+_KEY = msgspec.json.Decoder(str)
+
+
+def shallow_envelope(
+    body: bytes, lists: frozenset[str], keep: frozenset[str]
+) -> tuple[bytes, dict[str, list[msgspec.Raw]]] | None:
+    """For a top-level object nested too deep for msgspec: a copy of `body` in which each element of the
+    top-level arrays named in `lists`, and each other top-level value not named in `keep`, is `null`; and
+    those elements raw, by array name (a repeated name keeps its last array, as msgspec keeps the last
+    duplicate key). None when `body` is not one object.
+
+    The scan is iterative, so depth costs nothing. It trusts the body's syntax: the caller decodes the copy
+    with msgspec, which reports any error outside the elements, and each element on its own."""
+    start = len(body) - len(body.lstrip())
+    if body[start : start + 1] != b"{":
+        return None
+    pieces: list[bytes] = []
+    copied = 0  # body[:copied] is in pieces
+    arrays: dict[str, list[msgspec.Raw]] = {}
+    depth = 0
+    key: str | None = None  # the top-level key whose value is read
+    value_at: int | None = None  # where that value starts
+    elements: list[msgspec.Raw] | None = None  # the elements of the array being split
+    element_at = 0
+    as_is = keep | lists  # top-level values copied unchanged (the arrays in `lists` are split instead)
+
+    def null_out(begin: int, end: int) -> None:
+        nonlocal copied
+        if body[begin:end].strip():  # an empty span is a syntax error: left for msgspec to report
+            pieces.extend((body[copied:begin], b"null"))
+            copied = end
+
+    def end_element(end: int) -> None:
+        raw = body[element_at:end].strip()
+        if raw and elements is not None:
+            elements.append(msgspec.Raw(raw))
+            null_out(element_at, end)
+
+    for match in _JSON_TOKEN.finditer(body, start):
+        token, at = match.group(), match.start()
+        if token[0] == 0x22:  # a string, skipped whole; at depth 1 before a colon, a key
+            if not match.group(1):
+                return None  # the body ends inside a string
+            if depth == 1 and value_at is None:
+                key = _key(token)
+        elif token in (b"{", b"["):
+            if depth == 0 and at != start:
+                return None  # a second document after the first
+            if depth == 1 and token == b"[" and key in lists and value_at is not None:
+                elements, element_at = [], match.end()
+            depth += 1
+        elif token in (b"}", b"]"):
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 1 and elements is not None and key is not None:  # the split array closes
+                end_element(at)
+                arrays[key], elements, value_at = elements, None, None
+            elif depth == 0 and value_at is not None and key not in as_is:
+                null_out(value_at, at)
+        elif token == b",":
+            if depth == 2 and elements is not None:
+                end_element(at)
+                element_at = match.end()
+            elif depth == 1:
+                if value_at is not None and key not in as_is:
+                    null_out(value_at, at)
+                key, value_at = None, None
+        elif depth == 1:  # b":"
+            value_at = match.end()
+    pieces.append(body[copied:])
+    return b"".join(pieces), arrays
+
+
+def _key(token: bytes) -> str | None:
+    try:
+        return _KEY.decode(token)
+    except msgspec.DecodeError:
+        return None
+
+
 # (hex without '~', non_icao, the feed's registration) -> whether to build the record at all
 Wanted = Callable[[str, bool, str | None], bool]
+
+_LISTS = frozenset({"ac", "aircraft"})
+_KEPT = frozenset({"now", "hex"})  # `hex` marks a bare aircraft object (adsbx.py)
+_TOO_DEEP = "nested too deep to decode"
 
 
 def parse_readsb(
@@ -124,16 +230,8 @@ def parse_readsb(
     record the feed marks military (dbFlags & 1), wanted or not. Every record is still decoded into its
     typed struct and its hex checked, so a record of the wrong shape is rejected and counted whoever it is.
     """
-    try:
-        env = _ENVELOPE.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
-    records = env.ac if env.ac is not None else env.aircraft
-    if records is None and env.hex is not None:
-        records = [msgspec.Raw(body)]
-    if records is None:
-        raise FeedFormatError(feed, source, "no 'ac' or 'aircraft' list in the response")
-    feed_now = _feed_now(env.now, received_at)
+    env, records = _envelope(body, feed, source)
+    feed_now = _feed_now(env.now, received_at, feed, source)
     observations: list[Observation] = []
     rejected: list[Rejected] = []
     without_position = 0
@@ -151,6 +249,9 @@ def parse_readsb(
         except (msgspec.ValidationError, msgspec.DecodeError, RecordError) as exc:
             rejected.append(_rejected(exc, raw))
             continue
+        except RecursionError:  # msgspec's depth limit, for this record alone (see the module docstring)
+            rejected.append(_rejected(RecordError("record", _TOO_DEEP), raw))
+            continue
         if obs is None:
             without_position += 1
         else:
@@ -158,10 +259,58 @@ def parse_readsb(
     return ParseResult(tuple(observations), tuple(rejected), len(records), without_position, feed_now)
 
 
-def _feed_now(now: float | None, received_at: datetime) -> datetime:
-    if now is None or not math.isfinite(now) or now <= 0:
+def _envelope(body: bytes, feed: str, source: str) -> tuple[_Envelope, list[msgspec.Raw]]:
+    """The envelope and its aircraft, raw; FeedFormatError when the body is not one."""
+    try:
+        env = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
+    except RecursionError:  # a value nested too deep somewhere: split the lists without recursion
+        env = _shallow_decode(body, feed, source)
+    records = env.ac if env.ac is not None else env.aircraft
+    if records is None and env.hex is not None:
+        records = [msgspec.Raw(body)]
+    if records is None:
+        raise FeedFormatError(feed, source, "no 'ac' or 'aircraft' list in the response")
+    return env, records
+
+
+def _shallow_decode(body: bytes, feed: str, source: str) -> _Envelope:
+    """The envelope of a body too deep for msgspec, with its lists split by shallow_envelope()."""
+    split = shallow_envelope(body, _LISTS, _KEPT)
+    if split is None:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {_TOO_DEEP}")
+    copy, arrays = split
+    try:
+        env = _ENVELOPE.decode(copy)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FeedFormatError(feed, source, f"invalid JSON or envelope: {exc}") from exc
+    except RecursionError:  # `now` or `hex` itself, which are not split off
+        raise FeedFormatError(feed, source, f"the envelope is {_TOO_DEEP}") from None
+    if env.ac is not None:
+        env.ac = _split_list(env.ac, arrays.get("ac"), "ac", feed, source)
+    if env.aircraft is not None:
+        env.aircraft = _split_list(env.aircraft, arrays.get("aircraft"), "aircraft", feed, source)
+    return env
+
+
+def _split_list(
+    nulls: list[msgspec.Raw], raws: list[msgspec.Raw] | None, name: str, feed: str, source: str
+) -> list[msgspec.Raw]:
+    if raws is None or len(raws) != len(nulls):
+        raise FeedFormatError(feed, source, f"the {name!r} list is {_TOO_DEEP} and cannot be split")
+    return raws
+
+
+def _feed_now(now: float | None, received_at: datetime, feed: str, source: str) -> datetime:
+    """The envelope's `now` (s or ms, feeds.md §7); the receive time without one (absent, 0 or below).
+    FeedFormatError when it cannot be a time (year 10000 and on): every position is timed from it."""
+    if now is None or (math.isfinite(now) and now <= 0):
         return received_at
-    return from_epoch(now / 1000.0 if now > _NOW_MS_ABOVE else now)
+    try:
+        return from_epoch(now / 1000.0 if now > _NOW_MS_ABOVE else now)
+    except ValueError as exc:
+        raise FeedFormatError(feed, source, f"the envelope's now {now!r} is not a time: {exc}") from None
 
 
 def _identity(ac: _Aircraft) -> tuple[str, bool]:
@@ -201,16 +350,25 @@ def _observation(ac: _Aircraft, hex_icao: str, non_icao: bool, feed: str, feed_n
         messages=ac.messages,
         feed=feed,
         age_s=age_s,
+        emergency=_emergency(ac.emergency),
     )
+
+
+def _emergency(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    word = value.strip()
+    return word if _EMERGENCY_WORD.fullmatch(word) else None
 
 
 def _position(ac: _Aircraft) -> tuple[float, float, float] | None:
     """(lat, lon, age in s) from the current position, else from `lastPosition`; None without one."""
     if ac.lat is not None and ac.lon is not None:
-        lat, lon, age = ac.lat, ac.lon, ac.seen_pos if ac.seen_pos is not None else (ac.seen or 0.0)
+        lat, lon = ac.lat, ac.lon
+        age, age_field = (ac.seen_pos, "seen_pos") if ac.seen_pos is not None else (ac.seen or 0.0, "seen")
     elif ac.lastPosition is not None:
         last = ac.lastPosition
-        lat, lon, age = last.lat, last.lon, last.seen_pos or 0.0
+        lat, lon, age, age_field = last.lat, last.lon, last.seen_pos or 0.0, "lastPosition.seen_pos"
     elif ac.lat is None and ac.lon is None:
         return None
     else:
@@ -220,7 +378,9 @@ def _position(ac: _Aircraft) -> tuple[float, float, float] | None:
     if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
         raise RecordError("lon", f"lon {lon!r} out of range")
     if not (math.isfinite(age) and age >= 0):
-        raise RecordError("seen_pos", f"seen_pos {age!r} is not a non-negative age")
+        raise RecordError(age_field, f"{age_field} {age!r} is not a non-negative age")
+    if age > MAX_AGE_S:
+        raise RecordError(age_field, f"{age_field} {age!r} s is older than a day ({MAX_AGE_S:.0f} s)")
     return lat, lon, age
 
 
@@ -273,11 +433,12 @@ def _source_type(ac: _Aircraft) -> str:
 
 
 def clean_callsign(flight: str | None) -> str | None:
-    """Strip readsb's space padding; None for empty and placeholder callsigns."""
+    """Strip readsb's space padding; at most 8 characters (a callsign's length in Mode S); None for empty
+    and placeholder callsigns. Cut first, then stripped and checked: `0000000 0` is no callsign either."""
     if flight is None:
         return None
-    callsign = flight.strip().upper()
-    return None if callsign in _JUNK_CALLSIGNS else callsign[:8]
+    callsign = flight.strip().upper()[:8].rstrip()
+    return None if callsign in _JUNK_CALLSIGNS else callsign
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

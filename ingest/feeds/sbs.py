@@ -11,7 +11,14 @@ of each per hex and turns every new position into one Observation carrying them.
 
 Timestamps carry no zone: readsb writes UTC, dump1090-fa the receiver's local time, hence the `timezone`
 setting ("UTC", an IANA name such as "Asia/Seoul", or "local" for this machine's zone; a container's local
-zone is usually UTC, so name the receiver's zone).
+zone is usually UTC, so name the receiver's zone). A live line is at most seconds old, so ReceiverClock
+lets the stream time a message by its receive time when the receiver's clock is more than
+CLOCK_TOLERANCE_S off ours (a clock stepped back, never set, or read in the wrong zone): the Assembler
+merges by message time, and a clock stepped back an hour would otherwise make every later message an
+hour older than the state it merges into.
+
+parse_line raises SbsLineError and nothing else, whatever the line holds; a date before 1970 is no
+receiver's clock and is refused (it would also leave no room below it for the Assembler's horizon).
 """
 
 from __future__ import annotations
@@ -36,16 +43,26 @@ MAX_HEXES = 20_000  # hexes remembered at once; the least recently heard goes fi
 MAX_PENDING_OBSERVATIONS = 50_000  # positions kept between two takes; the oldest go first
 MAX_PENDING_REJECTED = 10_000  # rejected lines kept between two takes
 KINEMATIC_MAX_AGE_S = 60.0  # altitude, speed and track older than this are not copied into a position
+# A live line reaches us within seconds of its time stamp (readsb and dump1090-fa write it as they decode):
+# 30 s covers network and buffering delay with room to spare, and is far below the smallest clock error
+# that matters (the KINEMATIC_MAX_AGE_S merge window, the pipeline's freshest-position rule).
+CLOCK_TOLERANCE_S = 30.0
+EMERGENCY = "general"  # SBS has one emergency flag (field 20), not readsb's kinds of emergency
 
 _HEX = re.compile(r"[0-9a-f]{6}")
 _SQUAWK = re.compile(r"[0-7]{4}")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")  # float() would also take "nan", "1_0", "infinity"
-_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})")
-_TIME = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?")
+# ASCII digits only: float() and int() also take "nan", "1_0", "infinity" and other scripts' digits ("٣٧").
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})", re.ASCII)
+_TIME = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?", re.ASCII)
+_MIN_YEAR = 1970
 _OTHER_RECORDS = frozenset({"SEL", "ID", "AIR", "STA", "CLK"})  # BaseStation records with no aircraft state
 _ALT_RANGE_FT = (-2_000, 100_000)
 _GS_MAX_KT = 4_000.0
 _GROUND = {"-1": True, "1": True, "0": False, "": None}
+# Field 20 is -1 for squawk 7500/7600/7700 (feeds.md §6.5); readsb puts an MLAT position's EPU there, so
+# anything but -1 and 0 is read as "not said", never as a malformed line.
+_EMERGENCY_FLAG = {"-1": True, "0": False}
 
 Wanted = Callable[[str, bool, str | None], bool]  # as Watchlist.wants: (hex, non_icao, registration)
 Clock = Callable[[], datetime]
@@ -76,6 +93,7 @@ class SbsMessage:
     lon_deg: float | None
     squawk: str | None
     on_ground: bool | None  # field 22 (-1 ground, 0 airborne); True for every MSG,2 (surface position)
+    emergency: bool | None = None  # field 20: -1 set, 0 clear; None when empty or another value
 
     @property
     def has_position(self) -> bool:
@@ -145,6 +163,7 @@ def parse_line(line: str, tz: tzinfo | None) -> SbsMessage | None:
         lon_deg=lon,
         squawk=_squawk(f[17]),
         on_ground=on_ground,
+        emergency=_EMERGENCY_FLAG.get(f[19]),
     )
 
 
@@ -165,6 +184,8 @@ def _timestamp(date: str, clock: str, tz: tzinfo | None, date_field: str, time_f
     if not t:
         raise SbsLineError(time_field, f"{time_field} {clock[:20]!r} is not HH:MM:SS.mmm")
     year, month, day = (int(x) for x in d.groups())
+    if year < _MIN_YEAR:
+        raise SbsLineError(date_field, f"{date_field} {date} is before {_MIN_YEAR}: not a receiver's clock")
     hour, minute, second = (int(x) for x in t.groups()[:3])
     micro = int((t.group(4) or "0").ljust(6, "0"))
     try:
@@ -220,8 +241,10 @@ def _squawk(value: str) -> str | None:
 
 
 def rejected_line(exc: SbsLineError, line: str) -> Rejected:
-    """The Rejected record of a line parse_line refused."""
-    return Rejected(str(exc), line.strip()[:RAW_CUT], exc.field)
+    """The Rejected record of a line parse_line refused; lone surrogates in `line` are escaped, so the raw
+    cut can be logged and stored as UTF-8."""
+    raw = line.strip()[:RAW_CUT].encode("utf-8", "backslashreplace").decode("utf-8")
+    return Rejected(str(exc), raw[:RAW_CUT], exc.field)
 
 
 def split_lines(buffer: bytes) -> tuple[list[str], bytes]:
@@ -250,6 +273,7 @@ class _Track:
     track_deg: float | None = None
     velocity_at: datetime | None = None
     on_ground: bool = False
+    emergency: bool = False
     messages: int = 0
 
 
@@ -305,6 +329,8 @@ class Assembler:
             track.gs_kt, track.track_deg, track.velocity_at = msg.gs_kt, msg.track_deg, msg.generated_at
         if msg.on_ground is not None:
             track.on_ground = msg.on_ground
+        if msg.emergency is not None:
+            track.emergency = msg.emergency
         self._heard.add(msg.hex_icao)
         if msg.lat_deg is None or msg.lon_deg is None:
             return
@@ -387,7 +413,36 @@ class Assembler:
             military=False,
             messages=track.messages,
             feed=self.feed,
+            emergency=EMERGENCY if track.emergency else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClockChange:
+    """The receiver's clock left our tolerance (`off`) or came back into it; `offset_s` is receiver minus ours."""
+
+    off: bool
+    offset_s: float
+
+
+class ReceiverClock:
+    """Whose clock times a live message: the receiver's while it agrees with our receive time within
+    `tolerance_s`, ours from the first message that is further off until one agrees within half the
+    tolerance again (the margin keeps a clock near the limit from switching at every message)."""
+
+    def __init__(self, tolerance_s: float = CLOCK_TOLERANCE_S) -> None:
+        self.tolerance_s = tolerance_s
+        self.off = False  # in an episode: messages are timed by their receive time
+
+    def stamp(self, msg: SbsMessage, received_at: datetime) -> tuple[SbsMessage, ClockChange | None]:
+        """The message as the Assembler should take it, and the change of episode it caused, if any."""
+        offset_s = (msg.generated_at - received_at).total_seconds()
+        change = None
+        if not self.off and abs(offset_s) > self.tolerance_s:
+            self.off, change = True, ClockChange(True, offset_s)
+        elif self.off and abs(offset_s) <= self.tolerance_s / 2:
+            self.off, change = False, ClockChange(False, offset_s)
+        return (replace(msg, generated_at=received_at) if self.off else msg), change
 
 
 def parse_sbs(

@@ -5,6 +5,12 @@ It owns the socket: it reconnects with capped exponential backoff (as pyModeS' N
 WARNING per outage and an INFO on reconnection, and skips malformed lines, counting them and logging each
 kind (the field at fault) once. A silent stream counts as dead after max(read_timeout_s, 75 s): readsb and
 dump1090-fa send a heartbeat every 60 s when no aircraft is heard.
+
+Every message is timed by sbs.ReceiverClock: when the receiver's time stamp is more than
+sbs.CLOCK_TOLERANCE_S (30 s) away from our receive time, the message is assembled and timed by the receive
+time instead, and the stream logs one WARNING when such an episode starts ("receiver clock is N s off
+ours; using receive time", with a hint about the `timezone` setting when the offset is half an hour or
+more) and one INFO when the clocks agree again.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from ingest.feeds.base import FeedContext
 from ingest.feeds.sbs import (
     Assembler,
     Clock,
+    ClockChange,
+    ReceiverClock,
     SbsLineError,
     SbsMessage,
     parse_line,
@@ -42,7 +50,7 @@ MAX_LINE_BYTES = 4_096  # a real line is under 200 bytes: more without a newline
 HEARTBEAT_SILENCE_S = 75.0  # readsb / dump1090-fa heartbeat every 60 s, plus slack
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 60.0
-CLOCK_SKEW_WARN_S = 1_800.0  # message times this far from our clock: the timezone setting is wrong
+CLOCK_SKEW_WARN_S = 1_800.0  # message times this far from our clock: perhaps the timezone setting is wrong
 _POLL_S = 0.25  # how often a blocked connect or recv looks at the stop flag
 _RECV_BYTES = 65_536
 
@@ -105,6 +113,7 @@ class SbsFeed:
         self._down_reason = "not connected yet"
         # Reader thread only.
         self._logged_kinds: set[str] = set()
+        self._receiver_clock = ReceiverClock()
         self._warned_drops = False
         self.lines = 0  # lines read since start (heartbeats included), for stats
         self.rejected = 0  # of which rejected
@@ -259,7 +268,6 @@ class SbsFeed:
         buffer = b""
         last_data = time.monotonic()
         got_data = False
-        checked_clock = False
         while not self._stop.is_set():
             try:
                 chunk = sock.recv(_RECV_BYTES)
@@ -276,11 +284,12 @@ class SbsFeed:
                 buffer = b""
             if lines:
                 got_data = True
-                checked_clock = self._ingest(lines, checked_clock)
+                self._ingest(lines)
         return "stopped", got_data
 
-    def _ingest(self, lines: list[str], checked_clock: bool) -> bool:
+    def _ingest(self, lines: list[str]) -> None:
         """Parse outside the lock, merge under it; log each new kind of bad line once."""
+        received_at = self._clock()
         messages: list[SbsMessage] = []
         rejected: list[Rejected] = []
         for line in lines:
@@ -290,6 +299,9 @@ class SbsFeed:
                 rejected.append(rejected_line(exc, line))
                 continue
             if msg is not None:
+                msg, change = self._receiver_clock.stamp(msg, received_at)
+                if change is not None:
+                    self._log_clock(change)
                 messages.append(msg)
         with self._lock:
             for msg in messages:
@@ -306,18 +318,19 @@ class SbsFeed:
         if dropped and not self._warned_drops:
             self._warned_drops = True
             log.warning("feed %s: positions dropped: take() is not called often enough", self.name)
-        if messages and not checked_clock:
-            self._check_clock(messages[-1].generated_at)
-            return True
-        return checked_clock
 
-    def _check_clock(self, generated_at: datetime) -> None:
-        skew_s = (generated_at - self._clock()).total_seconds()
-        if math.fabs(skew_s) > CLOCK_SKEW_WARN_S:
-            log.warning(
-                "feed %s: message times run %+.1f h from this host's clock; is timezone = %r right? "
-                "(readsb writes UTC, dump1090-fa the receiver's local time)",
-                self.name,
-                skew_s / 3600,
-                self.settings.timezone,
+    def _log_clock(self, change: ClockChange) -> None:
+        if not change.off:
+            log.info(
+                "feed %s: receiver clock agrees with ours again (%+.1f s); using its times", self.name, change.offset_s
             )
+            return
+        hint = ""
+        if math.fabs(change.offset_s) > CLOCK_SKEW_WARN_S:
+            hint = (
+                f" ({change.offset_s / 3600:+.1f} h: is timezone = {self.settings.timezone!r} right? readsb writes"
+                " UTC, dump1090-fa the receiver's local time)"
+            )
+        log.warning(
+            "feed %s: receiver clock is %+.0f s off ours; using receive time%s", self.name, change.offset_s, hint
+        )

@@ -13,19 +13,23 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from ingest.app import build_app
 from ingest.config import FeedSettings, load
 from ingest.errors import ConfigError, FeedUnavailable
 from ingest.feeds import StreamFeed, build_feeds
-from ingest.feeds.base import FeedContext
+from ingest.feeds.base import FeedContext, FeedRequest
 from ingest.feeds.sbs_stream import SbsFeed
+from ingest.feeds.transport import Response
 from ingest.geo import Area
 from ingest.models import Observation, ParseResult, Rejected
+from ingest.pipeline import Tracker, poll_feed
+from ingest.store import Store
 from ingest.watchlist import WatchEntry, Watchlist
 from tests.conftest import ConfigWriter
 
@@ -37,9 +41,9 @@ HOLD = "hold"
 Step = bytes | float | str
 
 
-def line(kind: int, hex_: str, **fields: str) -> bytes:
-    """A readsb MSG line stamped with the current UTC time, CRLF-terminated."""
-    now = datetime.now(UTC)
+def line(kind: int, hex_: str, *, shift: timedelta = timedelta(0), **fields: str) -> bytes:
+    """A readsb MSG line stamped with the current UTC time (plus `shift`), CRLF-terminated."""
+    now = datetime.now(UTC) + shift
     stamp = [now.strftime("%Y/%m/%d"), now.strftime("%H:%M:%S.") + f"{now.microsecond // 1000:03d}"]
     names = ["callsign", "alt", "gs", "track", "lat", "lon", "vrate", "squawk", "alert", "emerg", "spi", "ground"]
     values = [fields.get(name, "") for name in names]
@@ -279,7 +283,7 @@ def test_receiver_local_time_over_the_wire(
     zone: str, skewed: bool, servers: list[ScriptServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A dump1090-fa receiver in Korea writes local time: read as Asia/Seoul it is now; read as UTC it is 9 h
-    ahead, which is logged as a hint to check the setting."""
+    ahead, so the receive time is used instead and the warning hints at the setting."""
     kst = datetime.now(UTC).astimezone(ZoneInfo("Asia/Seoul"))
     stamp = f"{kst:%Y/%m/%d},{kst:%H:%M:%S}.000"
     raw = f"MSG,3,1,1,AE01D2,1,{stamp},{stamp},,31000,,,37.0,124.8,,,,,,0\r\n".encode()
@@ -293,8 +297,77 @@ def test_receiver_local_time_over_the_wire(
     finally:
         feed.stop()
     age_s = (datetime.now(UTC) - taker.observations[0].position_at).total_seconds()
-    assert (abs(age_s) < 5) is not skewed
-    assert any("is timezone" in r.getMessage() for r in caplog.records) is skewed
+    assert abs(age_s) < 5
+    warnings = [r.getMessage() for r in caplog.records if "receiver clock is" in r.getMessage()]
+    assert len(warnings) == int(skewed)
+    assert all("s off ours; using receive time (+9.0 h: is timezone = 'UTC' right?" in w for w in warnings)
+
+
+@pytest.mark.slow
+def test_a_receiver_clock_stepped_back_an_hour_keeps_positions_stored(
+    servers: list[ScriptServer], caplog: pytest.LogCaptureFixture, write_config: ConfigWriter
+) -> None:
+    """The Assembler merges by message time: after the step, the known aircraft's positions were an hour
+    older than those stored (so not stored), and a newly heard one lost its callsign and altitude because
+    its state was forgotten as an hour silent. Now the receive time is used, and logged once."""
+    back = -timedelta(hours=1)
+    script: list[Step] = [
+        line(1, "AE01D2", callsign="TORA23  "),
+        line(3, "AE01D2", alt="31000", lat="37.0", lon="124.8", ground="0"),
+        1.1,  # the store keeps one sighting per aircraft and second
+        line(1, "71F00D", shift=back, callsign="SNOOP01 "),  # heard for the first time, after the step
+        line(3, "AE01D2", shift=back, alt="31100", lat="37.01", lon="124.81", ground="0"),
+        line(5, "71F00D", shift=back, alt="25000"),
+        line(4, "AE01D2", shift=back, gs="412.3", track="45.5"),
+        line(3, "71F00D", shift=back, lat="37.5", lon="126.9", ground="0"),
+        1.1,
+        line(3, "AE01D2", shift=back, alt="31200", lat="37.02", lon="124.82", ground="0"),
+        line(3, "71F00D", shift=back, alt="25100", lat="37.51", lon="126.91", ground="0"),
+        HOLD,
+    ]
+    server = ScriptServer([script])
+    servers.append(server)
+    path = write_config([{"name": "receiver", "kind": "sbs", "host": "127.0.0.1", "port": server.port}])
+    app = build_app(load(path, {}, {}))
+    (feed,) = app.feeds
+    assert isinstance(feed, SbsFeed)
+    store = Store(path.parent / "ingest.db")
+    tracker = Tracker(app.settings, store)
+    stored = 0
+
+    def fetch(request: FeedRequest) -> Response:
+        raise AssertionError("a stream feed makes no requests")
+
+    feed.start()
+    try:
+        deadline = time.monotonic() + 10
+        while stored < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = datetime.now(UTC)
+            outcome = poll_feed(feed, fetch, app.selector, clock=lambda at=now: at, sleep=lambda _: False)
+            stored += tracker.save_poll(store, outcome, now)
+    finally:
+        feed.stop()
+        store.close()
+    store = Store(path.parent / "ingest.db")
+    try:
+        ae01d2 = store.sightings(["ae01d2"])
+        k71f00d = store.sightings(["71f00d"])
+    finally:
+        store.close()
+    assert [(r["lat"], r["alt_baro_ft"], r["callsign"]) for r in ae01d2] == [
+        (37.0, 31000, "TORA23"),
+        (37.01, 31100, "TORA23"),
+        (37.02, 31200, "TORA23"),
+    ]
+    assert [(r["lat"], r["alt_baro_ft"], r["callsign"]) for r in k71f00d] == [
+        (37.5, 25000, "SNOOP01"),
+        (37.51, 25100, "SNOOP01"),
+    ]
+    recent = datetime.now(UTC) - timedelta(seconds=30)
+    assert all(datetime.fromisoformat(r["time"]) >= recent for r in ae01d2 + k71f00d)  # by our clock
+    warnings = [r.getMessage() for r in caplog.records if r.name == LOGGER and "receiver clock" in r.getMessage()]
+    assert len(warnings) == 1 and "s off ours; using receive time (-1.0 h" in warnings[0]
 
 
 def test_built_from_config_as_a_stream_feed(write_config: ConfigWriter) -> None:

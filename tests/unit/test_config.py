@@ -12,6 +12,7 @@ from ingest.app import build_app
 from ingest.config import FEED_KEYS, SECTIONS, describe, env_name, feed_env_name, load
 from ingest.errors import ConfigError
 from tests.conftest import REPO, SMALL_WATCHLIST, render_config
+from tests.unit.conftest import BigWatchlist
 
 BUNDLED = REPO / "config" / "ingest.toml"
 
@@ -220,3 +221,159 @@ def test_mqtt_files_and_topic(tmp_path: Path, text: str, key: str, reason: str) 
     with pytest.raises(ConfigError) as info:
         load(minimal(tmp_path, text), environ={})
     assert info.value.key == key and reason in info.value.reason
+
+
+# -- hostile files and flags: one line, exit 2, never a traceback ------------------------------------
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    from ingest.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def assert_one_line(err: str) -> None:
+    assert err.startswith("ingest: error: ") and err.count("\n") == 1, err[:500]
+    assert "Traceback" not in err and len(err) < 1_000
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param(b"x = " + b"[" * 10_000 + b"]" * 10_000, "nested too deep", id="array-10000-deep"),
+        pytest.param(b"x = " + b"{a = " * 10_000 + b"1" + b"}" * 10_000, "nested too deep", id="table-10000-deep"),
+        pytest.param(b'[area]\nname = "Fuerza A\xe9rea"\n', "not UTF-8 text (line 2", id="latin-1"),
+        pytest.param(b"\xff\xfe[area]\n", "not UTF-8 text (line 1", id="utf-16-bom"),
+        pytest.param(b"[mqtt]\nport = " + b"9" * 5_000, "not valid TOML", id="int-5000-digits"),
+        pytest.param(b"# big\n" * 200_000, "larger than 1 MiB", id="over-1-mib"),
+    ],
+)
+def test_an_unreadable_config_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, reason: str
+) -> None:
+    """A TOML nested 10,000 deep and a file that is not UTF-8 were tracebacks with exit 1."""
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    code, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert code == 2
+    assert_one_line(err)
+    assert err.startswith(f"ingest: error: {path}: (file): ") and reason in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "reason"),
+    [
+        pytest.param(
+            '[area]\ncrs = "' + '{\\"a\\":' * 3_000 + '"', "area.crs", "nested too deep", id="crs-projjson-deep"
+        ),
+        pytest.param("[area]\ncrs" + ".a" * 5_000 + " = 1", "area.crs", "must be a string", id="dotted-key-deep"),
+        pytest.param('[mqtt]\nca_file = "a\\u0000b"', "mqtt.ca_file", "NUL", id="nul-in-a-path"),
+        pytest.param(f'[mqtt]\nca_file = "{"x" * 100_000}"', "mqtt.ca_file", "no such file", id="path-100k-long"),
+        pytest.param("[sorties]\ngap_s = 1e300", "sorties.gap_s", "at most", id="gap-1e300"),
+        pytest.param("[sorties]\ngap_s = inf", "sorties.gap_s", "must be a number", id="gap-inf"),
+        pytest.param("[mqtt]\nkeepalive_s = 70000", "mqtt.keepalive_s", "65535", id="keepalive-over-16-bit"),
+        pytest.param(
+            "[area]\nname = " + "[1, " * 200 + "1" + "]" * 200, "area.name", "must be a string", id="deep-list"
+        ),
+    ],
+)
+def test_hostile_values_are_one_line_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, key: str, reason: str
+) -> None:
+    path = minimal(tmp_path, extra)
+    code, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert code == 2
+    assert_one_line(err)
+    assert f": {key}: " in err and reason in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "hint"),
+    [
+        ("mqtt.password", "set INGEST_MQTT_PASSWORD or mqtt.password_file"),
+        ("feeds.adsb.lol.api_key", "set INGEST_FEEDS_ADSB_LOL_API_KEY or feeds.adsb.lol.api_key_file"),
+        ("feeds.sky.client_secret", "set INGEST_FEEDS_SKY_CLIENT_SECRET or feeds.sky.client_secret_file"),
+        ("feeds.nosuchfeed.api_key", "set INGEST_FEEDS_NOSUCHFEED_API_KEY or feeds.nosuchfeed.api_key_file"),
+    ],
+)
+def test_a_secret_on_the_command_line_is_refused_without_echoing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, hint: str
+) -> None:
+    """`--set mqtt.password=...` was accepted, though `ps` shows every command line to every user."""
+    feeds = (
+        '[[feeds]]\nname = "adsb.lol"\nkind = "readsb-v2"\nbase_url = "https://api.adsb.lol"\n'
+        '[[feeds]]\nname = "sky"\nkind = "opensky"\nclient_id = "me"\n'
+    )
+    path = minimal(tmp_path, feeds=feeds)
+    code, err = run_cli(capsys, "check-config", "--config", str(path), "--set", f"{flag}=hunter2-s3cr3t")
+    assert code == 2
+    assert_one_line(err)
+    assert f"--set {flag}: {flag}: a secret is never taken from the command line" in err and hint in err
+    assert "hunter2" not in err and "s3cr3t" not in err
+
+
+def test_secrets_still_come_from_the_environment_with_other_flags(tmp_path: Path) -> None:
+    s = load(minimal(tmp_path), environ={"INGEST_MQTT_PASSWORD": "pw"}, overrides={"mqtt.username": "me"})
+    assert (s.mqtt.username, s.mqtt.password) == ("me", "pw")
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"INGEST_AREA_CRS": "\udcff"}, "area.crs"),  # os.environ's surrogateescape for a byte that is not UTF-8
+        ({"INGEST_WATCHLIST_PATH": "a\x00b"}, "watchlist.path"),
+        ({"INGEST_MQTT_PORT": "9" * 5_000}, "mqtt.port"),
+    ],
+)
+def test_hostile_environment_values_name_the_variable(tmp_path: Path, environ: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(minimal(tmp_path), environ=environ)
+    assert info.value.key == key and len(str(info.value)) < 300
+
+
+def test_a_secret_file_over_64_kib_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x" * (65 << 10))
+    with pytest.raises(ConfigError, match="over 64 KiB: not a secret"):
+        load(minimal(tmp_path, f'[mqtt]\npassword_file = "{secret}"'), environ={})
+
+
+# -- a big watchlist: the refusals stay one clear line -----------------------------------------------
+
+
+CAP_MESSAGE = "more than 50,000 aircraft rows: the cap is 50,000"
+
+
+def test_a_watchlist_over_the_cap_is_one_line_naming_the_file_and_the_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.csv"
+    big.write_text("ICAO,Registration\n" + "".join(f"{i:06x},R-{i}\n" for i in range(50_001)))
+    code, err = run_cli(capsys, "check-config", "--config", str(minimal(tmp_path)), "--set", f"watchlist.path={big}")
+    assert code == 2
+    assert_one_line(err)
+    assert err == f"ingest: error: --set watchlist.path: watchlist.path: {big}: {CAP_MESSAGE}\n"
+
+
+def test_a_big_watchlist_makes_a_too_short_interval_a_clear_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], big_watchlist: BigWatchlist
+) -> None:
+    """17,000 hexes and their registrations are 34 requests of 1,000 at adsb.lol's 1 request/s."""
+    wl = big_watchlist(17_000)
+    feeds = '[[feeds]]\nname = "adsb.lol"\nkind = "readsb-v2"\nbase_url = "https://api.adsb.lol"\ninterval_s = 10\n'
+    path = write(tmp_path, f'[watchlist]\npath = "{wl}"\n[replay]\non_start = []\n{feeds}')
+    code, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert code == 2
+    assert_one_line(err)
+    found = re.search(
+        r"feeds\[0\]\.interval_s: 10 s is too short: (\d+) requests per tick at 1 s apart need at least (\d+) s", err
+    )
+    assert found and found.group(1) == found.group(2) and int(found.group(1)) >= 17
+    sky = '[[feeds]]\nname = "sky"\nkind = "opensky"\nqueries = ["hex"]\ninterval_s = 60\n'
+    path = write(tmp_path, f'[watchlist]\npath = "{wl}"\n[replay]\non_start = []\n{sky}')
+    code, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert code == 2
+    assert_one_line(err)
+    assert "for 17,000 watched hexes" in err and "use at least" in err

@@ -258,6 +258,16 @@ BAD_ROWS: dict[str, tuple[Any, str]] = {
     "time_position far ahead": (row(time_position=T + 3600), "time_position"),
     "no time at all": (row(time_position=None, last_contact=None), "time_position"),
     "position_source a float": (row(source=0.5), "position_source"),
+    "time_position 2**80": (row(time_position=2**80), "time_position"),
+    "time_position negative": (row(time_position=-1), "time_position"),
+    "time_position an array": (row(time_position=[T]), "time_position"),
+    "last_contact huge": (row(time_position=None, last_contact=10**300), "last_contact"),
+    "lat 2**80": (row(lat=2**80), "latitude"),
+    "lon a 4300-digit integer": (row(lon=10**4299), "longitude"),
+    "velocity an object": (row(velocity={"v": 1}), "velocity"),
+    "squawk a list": (row(squawk=["7700"]), "squawk"),
+    "row too short": (row()[:16], "row"),
+    "row empty": ([], "row"),
 }
 
 
@@ -271,6 +281,51 @@ def test_a_bad_row_is_rejected_with_its_field_and_the_rest_kept(case: str) -> No
     (rejected,) = result.rejected
     assert rejected.field == field, rejected.reason
     assert len(rejected.raw) <= 200 and rejected.raw.startswith(("[", "{"))
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [5_000, 100_000])
+@pytest.mark.parametrize("where", ["row", "element"])
+def test_a_row_nested_deep_is_rejected_and_the_rest_kept(levels: int, where: str) -> None:
+    """msgspec skips the rows recursively: one deep row raised RecursionError from the envelope decode."""
+    bad = deep(levels) if where == "row" else json.dumps(row(icao24="ae01ce")).replace('"United States"', deep(levels))
+    good = [json.dumps(row(icao24="71f00d")), json.dumps(row(icao24="ae749d"))]
+    result = parse(f'{{"time": {T}, "states": [{good[0]}, {bad}, {good[1]}]}}')
+    assert [o.hex_icao for o in result.observations] == ["71f00d", "ae749d"]
+    assert result.aircraft == 3
+    (rejected,) = result.rejected
+    assert rejected.field == "row"
+    assert rejected.reason == "state vector nested too deep to decode"
+    assert result.feed_now == utc(T)
+
+
+def test_a_deep_unknown_envelope_key_is_ignored() -> None:
+    result = parse(f'{{"time": {T}, "extra": {deep(5_000)}, "states": [{json.dumps(row())}]}}')
+    assert [o.hex_icao for o in result.observations] == ["ae01d2"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(f'{{"time": {deep(5_000)}, "states": []}}', id="deep-time"),
+        pytest.param(f'{{"extra": {deep(5_000)}}}', id="deep-without-states"),
+        pytest.param(f'{{"extra": {deep(5_000)}, "states": [', id="deep-and-truncated"),
+        pytest.param(deep(5_000), id="deep-array"),
+    ],
+)
+def test_a_deep_unusable_envelope_is_a_format_error(body: str) -> None:
+    with pytest.raises(FeedFormatError):
+        parse(body)
+
+
+@pytest.mark.parametrize("time", [10**30, 1e300, -1, 0, 1e11, -0.0])
+def test_an_envelope_time_that_is_no_unix_time_gives_way_to_the_receive_time(time: float) -> None:
+    result = parse(states(row(time_position=RECEIVED.timestamp() - 3), time=time))
+    assert result.feed_now == RECEIVED
+    assert [o.hex_icao for o in result.observations] == ["ae01d2"]
 
 
 def test_a_rejected_raw_value_is_cut() -> None:

@@ -242,6 +242,30 @@ def test_from_epoch_is_utc() -> None:
     assert from_epoch(0).tzinfo is UTC
 
 
+@pytest.mark.parametrize(
+    "ts_s",
+    [float("nan"), float("inf"), -float("inf"), 1e300, -1e300, 2**80, 1e20, 253_402_300_800, 253_402_300_799.9999999,
+     -62_135_596_801],
+)  # fmt: skip
+def test_from_epoch_raises_only_value_error(ts_s: float) -> None:
+    """fromtimestamp alone raises ValueError, OverflowError or OSError by value and platform."""
+    with pytest.raises(ValueError, match="Unix time"):
+        from_epoch(ts_s)
+
+
+def test_from_epoch_edges_of_the_datetime_range() -> None:
+    assert from_epoch(253_402_300_799) == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert from_epoch(-62_135_596_800) == datetime(1, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text", ["9" * 400 + "w", "99999999999999d", "0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"]
+)
+def test_parse_when_out_of_range_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_when(text, NOW)
+
+
 def test_iso_z_parse_when_round_trip() -> None:
     when = datetime(2026, 9, 1, 12, 34, 56, 789_000, tzinfo=UTC)
     assert parse_when(iso_z(when), NOW) == when

@@ -8,7 +8,10 @@ FeedFormatError, one bad record is rejected (with the field at fault) while the 
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -507,6 +510,10 @@ def test_bad_optional_values_are_dropped_not_rejected() -> None:
         ("  TORA23 ", "TORA23"),
         ("DAL1375 ", "DAL1375"),
         ("tora23", "TORA23"),
+        ("0000000 0", "0000000"),  # cut to 8 then stripped: found by tests/unit/test_fuzz_readsb.py
+        ("ABCDEFG HIJ", "ABCDEFG"),
+        ("00000000X", None),
+        ("TORA23 LONG NAME", "TORA23 L"),
     ],
 )
 def test_clean_callsign(flight: str | None, expected: str | None) -> None:
@@ -547,3 +554,159 @@ def test_wanted_builds_only_accepted_records_but_still_rejects_bad_shapes() -> N
         ("abc123", True, "62-4125"),
         ("71c013", False, None),
     ]
+
+
+# -- hostile input: ages, `now`, nesting, emergency ----------------------------------------------
+
+GOOD = '{"hex": "aaaaa1", "lat": 37.1, "lon": 127.1, "seen_pos": 1.0}'
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        pytest.param('{"hex": "abcdef", "lat": 1, "lon": 2, "seen_pos": 1e300}', "seen_pos", id="seen_pos-1e300"),
+        pytest.param('{"hex": "abcdef", "lat": 1, "lon": 2, "seen_pos": 1e11}', "seen_pos", id="seen_pos-1e11"),
+        pytest.param('{"hex": "abcdef", "lat": 1, "lon": 2, "seen_pos": 86401}', "seen_pos", id="seen_pos-a-day-and-1"),
+        pytest.param('{"hex": "abcdef", "lat": 1, "lon": 2, "seen": 1e300}', "seen", id="seen-1e300"),
+        pytest.param(
+            '{"hex": "abcdef", "lastPosition": {"lat": 1, "lon": 2, "seen_pos": 1e11}}',
+            "lastPosition.seen_pos",
+            id="lastPosition-seen_pos-1e11",
+        ),
+    ],
+)
+def test_an_age_beyond_a_day_is_a_rejected_record(record: str, field: str) -> None:
+    """1e300 s used to raise OverflowError from `feed_now - timedelta(...)` and cost the whole poll."""
+    result = parse(one_record(f"{GOOD}, {record}"))
+    assert [o.hex_icao for o in result.observations] == ["aaaaa1"]
+    (rejected,) = result.rejected
+    assert rejected.field == field
+    assert "older than a day" in rejected.reason
+
+
+def test_an_age_of_a_day_is_kept() -> None:
+    (obs,) = parse(one_record('{"hex": "abcdef", "lat": 1, "lon": 2, "seen_pos": 86400}')).observations
+    assert obs.position_at == utc(2026, 7, 29, 14, 40, 58, 500_000) - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        pytest.param("253402300800000", id="year-10000-in-ms"),
+        pytest.param("1e300", id="1e300"),
+        pytest.param("1e20", id="1e20"),
+        pytest.param(str(2**80), id="2**80"),
+    ],
+)
+def test_an_envelope_now_that_cannot_be_a_time_is_a_feed_format_error(now: str) -> None:
+    """These raised OSError, ValueError or OverflowError from timeutil.from_epoch."""
+    with pytest.raises(FeedFormatError, match=r"now .* is not a time"):
+        parse(one_record(GOOD, f'"now": {now}'))
+
+
+def test_now_at_the_end_of_year_9999_is_a_time() -> None:
+    result = parse(one_record(GOOD, '"now": 253402300799000'))
+    assert result.feed_now == utc(9999, 12, 31, 23, 59, 59)
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [5_000, 100_000])
+@pytest.mark.parametrize("envelope", ["ac", "aircraft"])
+def test_a_record_nested_deep_is_rejected_and_the_rest_kept(levels: int, envelope: str) -> None:
+    """msgspec skips unread values recursively: the envelope decode raised RecursionError for one record."""
+    bad = f'{{"hex": "abcdef", "lat": 1, "lon": 2, "junk": {deep(levels)}}}'
+    body = f'{{"{envelope}": [{GOOD}, {bad}, {GOOD.replace("aaaaa1", "aaaaa2")}], "now": 1785336058500}}'
+    result = parse(body)
+    assert [o.hex_icao for o in result.observations] == ["aaaaa1", "aaaaa2"]
+    assert result.aircraft == 3
+    (rejected,) = result.rejected
+    assert (rejected.field, rejected.reason) == ("record", "nested too deep to decode")
+    assert rejected.raw == bad[:200]
+
+
+def test_a_deep_record_is_rejected_from_deep_in_the_call_stack() -> None:
+    """msgspec counts Python's stack: 300 levels fail when 150 frames are left below the recursion limit."""
+    body = one_record(f'{GOOD}, {{"hex": "abcdef", "junk": {deep(300)}}}')
+
+    def call_at(frames: int) -> ParseResult:
+        return call_at(frames - 1) if frames else parse(body)
+
+    result = call_at(sys.getrecursionlimit() - len(inspect.stack(0)) - 150)
+    assert [o.hex_icao for o in result.observations] == ["aaaaa1"]
+    assert len(result.rejected) == 1
+
+
+def test_a_deep_unknown_envelope_field_is_ignored_like_any_unknown_field() -> None:
+    result = parse(f'{{"ac": [{GOOD}], "ptime": {deep(5_000)}, "msg": "No error", "now": 1785336058500}}')
+    assert [o.hex_icao for o in result.observations] == ["aaaaa1"]
+    assert result.feed_now == utc(2026, 7, 29, 14, 40, 58, 500_000)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(f'{{"ac": [{GOOD}], "now": {deep(5_000)}}}', id="now"),
+        pytest.param(f'{{"ac": {{"x": {deep(5_000)}}}, "now": 1}}', id="ac-an-object"),
+        pytest.param(f'{{"ac": [{GOOD}], "x": {deep(5_000)}, "now": NaN}}', id="deep-and-nan"),
+        pytest.param(f'{{"ac": [{GOOD}], "x": {deep(5_000)}', id="deep-and-truncated"),
+        pytest.param(f"{deep(5_000)}", id="top-level-array"),
+        pytest.param(f'{{"ac": []}} {{"x": {deep(5_000)}}}', id="two-documents"),
+    ],
+)
+def test_a_deep_envelope_that_is_unusable_is_one_feed_format_error(body: str) -> None:
+    with pytest.raises(FeedFormatError):
+        parse(body)
+
+
+def test_the_deep_split_stays_linear_for_a_body_ending_inside_a_string() -> None:
+    """The scan's string pattern once failed at every escaped quote of an unterminated string and started
+    again at the next: 40,000 of them took 41 s (20 MB would never end). Now each string is read once."""
+    body = f'{{"ac": [{GOOD}], "x": {deep(5_000)}, "y": "' + '\\"' * 100_000
+    started = time.perf_counter()
+    with pytest.raises(FeedFormatError):
+        parse(body)
+    assert time.perf_counter() - started < 10.0  # about 0.05 s; quadratic was minutes
+
+
+def test_a_deep_bare_aircraft_object_is_one_rejected_record() -> None:
+    result = parse(f'{{"hex": "abcdef", "lat": 1, "lon": 2, "junk": {deep(5_000)}}}')
+    assert result.observations == ()
+    assert result.aircraft == 1
+    assert [r.reason for r in result.rejected] == ["nested too deep to decode"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"none"', "none"),
+        ('"general"', "general"),
+        ('"lifeguard"', "lifeguard"),
+        ('"minfuel"', "minfuel"),
+        ('"nordo"', "nordo"),
+        ('"unlawful"', "unlawful"),
+        ('"downed"', "downed"),
+        ('"reserved"', "reserved"),
+        ('" general "', "general"),
+        ('"spoofed"', "spoofed"),  # a short lower-case word a newer readsb may send
+        ('"GENERAL"', None),
+        ('"mayday!"', None),
+        ('"x' + "y" * 40 + '"', None),
+        ('""', None),
+        ("7700", None),
+        ("true", None),
+        ("null", None),
+        ('["general"]', None),
+        ('{"a": 1}', None),
+    ],
+)
+def test_emergency_is_parsed_or_dropped_never_rejected(value: str, expected: str | None) -> None:
+    (obs,) = parse(one_record(f'{{"hex": "abcdef", "lat": 1, "lon": 2, "emergency": {value}}}')).observations
+    assert obs.emergency == expected
+
+
+def test_emergency_absent_is_none() -> None:
+    (obs,) = parse(one_record(GOOD)).observations
+    assert obs.emergency is None

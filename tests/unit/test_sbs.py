@@ -9,6 +9,7 @@ with a trailing note). Both start with `#` provenance lines, skipped here.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ingest.feeds.sbs import (
+    CLOCK_TOLERANCE_S,
     Assembler,
+    ClockChange,
+    ReceiverClock,
     SbsLineError,
     SbsMessage,
     parse_line,
@@ -212,6 +216,13 @@ def test_resolve_timezone() -> None:
         (msg_line(4, gs="400", track="1_0"), "track"),
         (msg_line(6, squawk="7800"), "squawk"),
         (msg_line(3, ground="yes"), "is_on_ground"),
+        (msg_line(3, lat="\u0663\u0667.0", lon="126.9"), "lat"),  # Arabic-Indic digits: float() takes them
+        (msg_line(3, alt="\uff13\uff15\uff10\uff10\uff10"), "altitude"),  # full-width digits
+        (msg_line(3, alt="9" * 5000), "altitude"),
+        (msg_line(3, when="0001/01/01,00:00:00.000"), "date_generated"),  # used to overflow the Assembler
+        (msg_line(3, when="1969/12/31,23:59:59.999"), "date_generated"),
+        (msg_line(3, when="\u0662\u0660\u0662\u0666/11/20,23:00:00.000"), "date_generated"),
+        (msg_line(3, hex_="\udcff\udcfe\udcfd"), "hex"),
     ],
 )
 def test_malformed_lines_name_the_field(line: str, field: str) -> None:
@@ -221,6 +232,71 @@ def test_malformed_lines_name_the_field(line: str, field: str) -> None:
     assert isinstance(info.value, ValueError)
     rejected = rejected_line(info.value, line + "x" * 500)
     assert rejected.field == field and len(rejected.raw) == 200
+
+
+def test_rejected_raw_escapes_lone_surrogates() -> None:
+    line = msg_line(3, hex_="\udcffZZZZZ")
+    with pytest.raises(SbsLineError) as info:
+        parse_line(line, UTC)
+    rejected = rejected_line(info.value, line)
+    rejected.raw.encode("utf-8")  # storable and loggable
+    assert "\\udcff" in rejected.raw
+
+
+@pytest.mark.parametrize(
+    ("when", "zone"),
+    [
+        ("9999/12/31,23:59:59.999", UTC),
+        ("9999/12/31,23:59:59.999", ZoneInfo("America/New_York")),  # year 10000 in UTC
+        ("1970/01/01,00:00:00.000", SEOUL),  # 1969 in UTC
+    ],
+)
+def test_far_dates_are_a_time_or_a_rejected_line(when: str, zone: ZoneInfo) -> None:
+    try:
+        msg = parse_line(msg_line(3, when=when, lat="37.0", lon="124.8"), zone)
+    except SbsLineError as exc:
+        assert exc.field == "date_generated"
+        return
+    assert msg is not None
+    asm = Assembler(FEED)
+    asm.add(msg)
+    (obs,) = asm.take(T0).observations
+    assert obs.position_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("-1", True), ("0", False), ("", None), ("1", None), ("12.5", None)])
+def test_emergency_flag_never_rejects_the_line(flag: str, expected: bool | None) -> None:
+    msg = parse_line(msg_line(3, lat="37.0", lon="124.8", squawk="7700", emerg=flag), UTC)
+    assert msg is not None and msg.emergency is expected and msg.squawk == "7700"
+
+
+def test_assembler_emergency_is_general_while_the_flag_is_set() -> None:
+    asm = Assembler(FEED)
+    feed_lines(
+        asm,
+        msg_line(3, when="2026/11/20,23:00:00.000", lat="37.0", lon="124.8", emerg="0"),
+        msg_line(6, when="2026/11/20,23:00:01.000", squawk="7700", emerg="-1"),
+        msg_line(3, when="2026/11/20,23:00:02.000", lat="37.01", lon="124.81"),  # field 20 empty: still set
+        msg_line(3, when="2026/11/20,23:00:03.000", lat="37.02", lon="124.82", emerg="0"),
+    )
+    observations = asm.take(T0 + timedelta(seconds=5)).observations
+    assert [o.emergency for o in observations] == [None, "general", None]
+    assert [o.squawk for o in observations] == [None, "7700", "7700"]
+
+
+def test_receiver_clock_switches_to_the_receive_time_beyond_the_tolerance() -> None:
+    clock = ReceiverClock()
+    assert clock.tolerance_s == CLOCK_TOLERANCE_S == 30.0
+    msg = parse_line(msg_line(3, lat="37.0", lon="124.8"), UTC)
+    assert msg is not None  # stamped T0
+    assert clock.stamp(msg, T0 + timedelta(seconds=29)) == (msg, None)  # within: the receiver's time
+    later = T0 + timedelta(hours=1)
+    stamped, change = clock.stamp(msg, later)
+    assert stamped.generated_at == later and change == ClockChange(True, -3600.0)
+    assert clock.stamp(msg, later + timedelta(seconds=1))[1] is None  # one change per episode
+    assert clock.stamp(msg, T0 + timedelta(seconds=20)) == (replace(msg, generated_at=T0 + timedelta(seconds=20)), None)
+    stamped, change = clock.stamp(msg, T0 + timedelta(seconds=10))  # within half the tolerance: back
+    assert stamped == msg and change == ClockChange(False, -10.0)
 
 
 # -- split_lines -----------------------------------------------------------------------------------------
