@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import ConfigError
-from ingest.geo import crs_problem
 
 DEFAULT_CONFIG = Path("config/ingest.toml")
 ENV_CONFIG = "INGEST_CONFIG"
@@ -53,6 +52,7 @@ class Key:
     check: Check | None = None
     secret: bool = False  # masked by check-config; never in a repr or a log line
     env_only: bool = False  # may only come from its environment variable, never from the TOML file
+    file: bool = False  # a "str" key naming a file: in the TOML file, relative to the file's folder
 
 
 def _positive(v: float) -> str | None:
@@ -71,14 +71,23 @@ def _keepalive(v: int) -> str | None:
     return None if 1 <= v <= 65535 else "must be between 1 and 65535 s (MQTT's 16-bit keepalive)"
 
 
+# The default CRS is known good (tests/unit/test_config.py checks it with pyproj): checking it again would
+# import pyproj and numpy into every command, read-only ones too, for a fifth of a second.
+KNOWN_GOOD_CRS = frozenset({"EPSG:5179"})
+
+
 def _crs(v: str) -> str | None:
     if len(v) > _MAX_CRS_CHARS:
         return f"must be a CRS name, WKT or PROJ string of at most {_MAX_CRS_CHARS:,} characters"
+    if v.strip() in KNOWN_GOOD_CRS:
+        return None
+    from ingest.geo import crs_problem  # pyproj loads only for a CRS we have not checked already
+
     try:
         problem = crs_problem(v)
     except RecursionError:  # pyproj reads a PROJJSON definition with json.loads, which recurses
         return "is nested too deep to be a CRS definition"
-    return None if problem is None else _cut(problem)
+    return None if problem is None else _cut(" ".join(problem.split()))  # one line, whatever the value holds
 
 
 def _cut(text: str, limit: int = 300) -> str:
@@ -158,11 +167,11 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("client_id", "str", "ingest", "MQTT client id (unique per daemon)", _not_empty),
         Key("username", "str", "", "user name, when the broker asks for one"),
         Key("password", "str", "", "only from INGEST_MQTT_PASSWORD", secret=True, env_only=True),
-        Key("password_file", "str", "", "a file holding the password (e.g. a Docker secret)"),
+        Key("password_file", "str", "", "a file holding the password (e.g. a Docker secret)", file=True),
         Key("tls", "bool", False, "connect with TLS"),
-        Key("ca_file", "str", "", "CA certificates that sign the broker's (empty: the system's)"),
-        Key("cert_file", "str", "", "client certificate, with key_file"),
-        Key("key_file", "str", "", "client certificate's private key"),
+        Key("ca_file", "str", "", "CA certificates that sign the broker's (empty: the system's)", file=True),
+        Key("cert_file", "str", "", "client certificate, with key_file", file=True),
+        Key("key_file", "str", "", "client certificate's private key", file=True),
         Key("keepalive_s", "int", 30, "MQTT keepalive", _keepalive),
     ),
     "http": (
@@ -191,7 +200,7 @@ FEED_KEYS: tuple[Key, ...] = (
     Key("name", "str", _REQUIRED, "unique name, stored with every sighting", _not_empty),
     Key("kind", "str", _REQUIRED, "readsb-v2, aircraft-json, opensky, adsbx, airplanes-live or sbs", _not_empty),
     Key("base_url", "str", "", "readsb-v2: everything before /v2/"),
-    Key("source", "str", "", "aircraft-json: a file path or an http(s) URL"),
+    Key("source", "str", "", "aircraft-json: a file path or an http(s) URL", file=True),
     Key("interval_s", "float", 10.0, "seconds between polls", _duration),
     Key("enabled", "bool", True, "poll this feed"),
     Key("connect_timeout_s", "float", 3.05, "TCP connect timeout", _duration),
@@ -202,10 +211,10 @@ FEED_KEYS: tuple[Key, ...] = (
     Key("queries", "strs", ("hex",), "readsb-v2/adsbx/airplanes-live: hex, area and/or mil", _queries),
     Key("auth", "str", "", "adsbx: rapidapi, x-api-key or api-auth"),
     Key("api_key", "str", "", "only from INGEST_FEEDS_<NAME>_API_KEY", secret=True, env_only=True),
-    Key("api_key_file", "str", "", "a file holding the API key"),
+    Key("api_key_file", "str", "", "a file holding the API key", file=True),
     Key("client_id", "str", "", "opensky: OAuth2 client id (empty: anonymous)"),
     Key("client_secret", "str", "", "only from INGEST_FEEDS_<NAME>_CLIENT_SECRET", secret=True, env_only=True),
-    Key("client_secret_file", "str", "", "a file holding the OAuth2 client secret"),
+    Key("client_secret_file", "str", "", "a file holding the OAuth2 client secret", file=True),
     Key("token_url", "str", "", "opensky: OAuth2 token endpoint (empty: OpenSky's)"),
     Key("host", "str", "", "sbs: receiver host"),
     Key("port", "int", 30003, "sbs: BaseStation port", _port),
@@ -527,11 +536,25 @@ class _Loader:
         if env in self.environ:
             return self._finish(key, dotted, _from_text(key, self.environ[env]), env)
         if key.name in table:
-            return self._finish(key, dotted, _from_toml(key, table[key.name]), self.path)
+            value = self._finish(key, dotted, _from_toml(key, table[key.name]), self.path)
+            return self._from_folder(key, value)
         if key.default is _REQUIRED:
             raise ConfigError(dotted, self.path, "is required")
         self.sources[dotted] = "default"
         return key.default
+
+    def _from_folder(self, key: Key, value: Any) -> Any:
+        """A relative path written in the config file names a file beside it, wherever ingest is started:
+        `INGEST_CONFIG=../config/ingest.toml` from another folder still finds the watchlist. Paths from the
+        environment or --set stay relative to the working directory, as a shell user expects."""
+        folder = Path(self.path).parent
+        if key.kind == "path":
+            return value if value.is_absolute() else folder / value
+        if key.kind == "paths":
+            return tuple(v if v.is_absolute() else folder / v for v in value)
+        if key.file and value and "://" not in value and not Path(value).is_absolute():
+            return str(folder / value)
+        return value
 
     def _finish(self, key: Key, dotted: str, parsed: tuple[Any, str | None], source: str) -> Any:
         value, problem = parsed
@@ -623,6 +646,12 @@ def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
         return text, f"must be a{'n integer' if key.kind == 'int' else ' number'}, not {shown}"
     if key.kind == "path":
         return Path(text), None if text else "must be a path"
+    if key.kind in ("paths", "strs") and text.startswith("["):
+        # A list written as in the TOML file: `--set 'replay.on_start=[]'`, `--set 'feeds.x.queries=["hex"]'`.
+        try:
+            return _from_toml(key, tomllib.loads(f"v = {text}")["v"])
+        except (tomllib.TOMLDecodeError, RecursionError):
+            return text, f'must be a list such as [] or ["a", "b"], not {shown}'
     if key.kind == "paths":
         return tuple(Path(p) for p in text.split(os.pathsep) if p), None
     if key.kind == "strs":

@@ -148,6 +148,7 @@ class Store:
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
         self._savepoints: list[str] = []
+        self.commits = 0  # transactions committed: the writer tells a failing disk from a quiet moment
         memory = str(path) == ":memory:"
         if not create and not memory and not path.is_file():
             raise DatabaseMissing(path)
@@ -200,6 +201,7 @@ class Store:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self.commits += 1
 
     def wal_bytes(self) -> int:
         """The size of the write-ahead log file (0 when there is none)."""

@@ -40,7 +40,8 @@ def settings(args: argparse.Namespace, **more: str) -> Settings:
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(item, "--set", "must look like section.key=value")
+            # Not repeated: a mistyped secret would otherwise be printed.
+            raise ConfigError("--set", "the command line", "each --set must look like section.key=value")
         overrides[key.strip()] = value
     if args.database is not None:
         overrides["database.path"] = str(args.database)

@@ -62,6 +62,8 @@ class _Envelope(msgspec.Struct):
     aircraft: list[msgspec.Raw] | None = None
     now: float | None = None
     hex: str | None = None  # present when the body is one bare aircraft object
+    # The bundled demo marks every response `"_synthetic": "..."` (config/demo/README.md): made-up data.
+    synthetic: Any = msgspec.field(default=None, name="_synthetic")
 
 
 class _LastPosition(msgspec.Struct):
@@ -256,7 +258,9 @@ def parse_readsb(
             without_position += 1
         else:
             observations.append(obs)
-    return ParseResult(tuple(observations), tuple(rejected), len(records), without_position, feed_now)
+    return ParseResult(
+        tuple(observations), tuple(rejected), len(records), without_position, feed_now, env.synthetic is not None
+    )
 
 
 def _envelope(body: bytes, feed: str, source: str) -> tuple[_Envelope, list[msgspec.Raw]]:

@@ -92,9 +92,9 @@ def test_kml_and_gpx_read_back(demo: tuple[Path, list[dict[str, Any]]], capsys: 
     code, out, _ = run(capsys, "export", TORA, "--config", str(config), "--format", "kml")
     assert code == 0
     folder = ET.fromstring(out).find(f"{KML}Document/{KML}Folder")
-    assert folder is not None and folder.findtext(f"{KML}name") == TORA
+    assert folder is not None and folder.findtext(f"{KML}name") == f"SYNTHETIC {TORA}"  # the demo says so
     marks = folder.findall(f"{KML}Placemark")
-    assert [m.findtext(f"{KML}name") for m in marks] == [TORA, "start", "end (left_area)"]
+    assert [m.findtext(f"{KML}name") for m in marks] == [f"SYNTHETIC {TORA}", "start", "end (left_area)"]
     coordinates = (marks[0].findtext(f"{KML}LineString/{KML}coordinates") or "").split()
     assert len(coordinates) == 170
     assert coordinates[0] == f"{first['lon']},{first['lat']},9448.8"
@@ -107,8 +107,8 @@ def test_kml_and_gpx_read_back(demo: tuple[Path, list[dict[str, Any]]], capsys: 
     code, out, _ = run(capsys, "export", TORA, "--config", str(config), "--format", "gpx")
     assert code == 0
     trks = ET.fromstring(out).findall(f"{GPX}trk")
-    assert len(trks) == 1 and trks[0].findtext(f"{GPX}name") == TORA
-    assert trks[0].findtext(f"{GPX}desc") == "62-4125 / R135 / TORA23"
+    assert len(trks) == 1 and trks[0].findtext(f"{GPX}name") == f"SYNTHETIC {TORA}"
+    assert trks[0].findtext(f"{GPX}desc") == "SYNTHETIC demo data: 62-4125 / R135 / TORA23"
     points = trks[0].findall(f"{GPX}trkseg/{GPX}trkpt")
     assert len(points) == 170
     for point, r in ((points[0], first), (points[-1], last)):

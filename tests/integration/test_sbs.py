@@ -28,8 +28,9 @@ from ingest.feeds.sbs_stream import SbsFeed
 from ingest.feeds.transport import Response
 from ingest.geo import Area
 from ingest.models import Observation, ParseResult, Rejected
-from ingest.pipeline import Tracker, poll_feed
+from ingest.pipeline import poll_feed
 from ingest.store import Store
+from ingest.tracker import Tracker
 from ingest.watchlist import WatchEntry, Watchlist
 from tests.conftest import ConfigWriter
 

@@ -377,3 +377,44 @@ def test_a_big_watchlist_makes_a_too_short_interval_a_clear_refusal(
     assert code == 2
     assert_one_line(err)
     assert "for 17,000 watched hexes" in err and "use at least" in err
+
+
+def test_the_crs_known_good_without_pyproj_is_good_with_it() -> None:
+    from ingest.config import KNOWN_GOOD_CRS
+    from ingest.geo import crs_problem
+
+    assert all(crs_problem(crs) is None for crs in KNOWN_GOOD_CRS)
+
+
+def test_relative_paths_in_the_file_are_relative_to_its_folder_and_flags_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "list.csv").write_text(SMALL_WATCHLIST.read_text())
+    (folder / "ca.pem").write_text("x")
+    config = folder / "ingest.toml"
+    config.write_text(
+        '[database]\npath = "../var/ingest.db"\n[watchlist]\npath = "list.csv"\n[replay]\non_start = []\n'
+        '[mqtt]\nca_file = "ca.pem"\n[[feeds]]\nname = "rx"\nkind = "aircraft-json"\nsource = "http://rx/data.json"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # started from elsewhere: the file's own paths still resolve
+    s = load(config, environ={})
+    assert s.database.path == folder / "../var/ingest.db" and s.watchlist.path == folder / "list.csv"
+    assert s.mqtt.ca_file == str(folder / "ca.pem") and s.feeds[0].source == "http://rx/data.json"
+    flagged = load(config, environ={}, overrides={"database.path": "here.db"})
+    assert flagged.database.path == Path("here.db")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("[]", ()), ('["a.ndjson", "b.json"]', ("a.ndjson", "b.json"))])
+def test_a_list_flag_may_be_written_as_in_the_file(text: str, expected: tuple[str, ...], tmp_path: Path) -> None:
+    for name in expected:
+        (tmp_path / name).write_text("{}")
+    config = tmp_path / "ingest.toml"
+    config.write_text(f'[watchlist]\npath = "{SMALL_WATCHLIST}"\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        s = load(config, environ={}, overrides={"replay.on_start": text})
+    assert s.replay.on_start == tuple(Path(n) for n in expected)
+    with pytest.raises(ConfigError, match="must be a list"):
+        load(config, environ={}, overrides={"replay.on_start": "[unclosed"})

@@ -140,6 +140,7 @@ def test_a_restart_in_the_middle_of_an_orbit_neither_loses_nor_repeats_it(
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     restarted = False
     for out in replay_file(DEMO, "replay", app.selector, lambda: datetime.now(UTC)):
+        out.synthetic = False  # the demo's flights, as if they were real: real data alerts
         if out.record.started_at >= cut and not restarted:
             store.close()  # the daemon stops here and starts again
             store = Store(tmp_path / "t.db")
@@ -156,3 +157,31 @@ def test_a_restart_in_the_middle_of_an_orbit_neither_loses_nor_repeats_it(
     )  # fmt: skip
     (tora,) = store.happenings(["ae01d2-20261120T225558Z"])
     assert tora.details["laps"] == 3.0  # the last snapshot, kept across the restart
+
+
+def test_the_synthetic_demo_is_stored_as_such_and_never_alerts_nor_touches_real_sorties(
+    write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    from ingest.pipeline import replay_file
+
+    app = build_app(load(write_config([], mqtt={"enabled": True}), environ={}))
+    store = Store(tmp_path / "t.db")
+    tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+    for out in replay_file(DEMO, "replay", app.selector, lambda: datetime.now(UTC)):
+        assert out.synthetic
+        tracker.save_poll(store, out, out.record.started_at)
+        tracker.check(store, out.record.started_at)
+    demo = store.sorties()
+    assert [(s.sortie_id, s.synthetic) for s in demo] == [
+        ("ae01d2-20261120T225558Z", True), ("71f00d-20261120T234056Z", True)
+    ]  # fmt: skip
+    assert store.outbox_counts() == (0, 0)  # nobody is told about made-up flights
+    assert store.synthetic_counts() == (344, 2)
+    # A real flight of the same aircraft afterwards: a sortie of its own, not linked to the demo's.
+    later = outcome(app, 10 * 86_400)
+    tracker.save_poll(store, later, at(10 * 86_400))
+    real = [s for s in store.sorties() if not s.synthetic]
+    assert len(real) == 1 and real[0].previous_sortie_end is None
+    assert store.outbox_counts()[0] == 1  # its start alert
+    assert store.remove_synthetic() == (344, 2)
+    assert [s.sortie_id for s in store.sorties()] == [real[0].sortie_id] and store.demo_removed()
