@@ -101,7 +101,22 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+_VALUED = frozenset({"--config", "--set", "--database", "--log-level"})  # shared options that take a value
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named in `argv` (skipping the shared options before it), or None."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only`, just that command's (building all sixteen costs every command ~15 ms)."""
     parser = argparse.ArgumentParser(
         prog="ingest",
         description="Poll ADS-B feeds for a watchlist of aircraft, keep what flies over the area, query it by tail.",
@@ -114,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     shared = _common()
 
     def command(name: str, module: str, help_text: str) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return argparse.ArgumentParser(add_help=False)  # not asked for: a throwaway to add arguments to
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG, parents=[shared],
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         p.set_defaults(handler=(f"ingest.commands.{module}", "cmd_" + name.replace("-", "_")))
@@ -176,10 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMAND_NAMES = frozenset({
+    "run", "serve", "poll", "replay", "sightings", "sorties", "now", "export", "map", "record", "demo", "feeds",
+    "check-config",
+})  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    word = _command_word(words)
+    parser = build_parser(word if word in COMMAND_NAMES else None)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # --help, --version, or a usage error (2)
         return int(exc.code or 0)
     for name, default in COMMON_DEFAULTS.items():

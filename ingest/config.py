@@ -41,7 +41,9 @@ _SHOW = reprlib.Repr()  # values in messages: cut, and safe for values nested de
 _SHOW.maxstring = _SHOW.maxother = 60
 
 
-@dataclass(frozen=True, slots=True)
+# The settings records are never compared (eq=False): generating __eq__ and __hash__ for a dozen classes is a
+# tenth of what every command pays to start (scripts/bench_cli.py).
+@dataclass(frozen=True, slots=True, eq=False)
 class Key:
     """One setting: its name, type, default and the check its value must pass."""
 
@@ -222,12 +224,12 @@ FEED_KEYS: tuple[Key, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DatabaseSettings:
     path: Path
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class AreaSettings:
     name: str
     south: float
@@ -237,20 +239,20 @@ class AreaSettings:
     crs: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class WatchlistSettings:
     path: Path
     include_military: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SortiesSettings:
     gap_s: float
     check_interval_s: float
     max_blind_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class MqttSettings:
     enabled: bool
     host: str
@@ -267,7 +269,7 @@ class MqttSettings:
     keepalive_s: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class HttpSettings:
     enabled: bool
     host: str
@@ -275,19 +277,19 @@ class HttpSettings:
     stale_after_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ReplaySettings:
     on_start: tuple[Path, ...]
     feed: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DaemonSettings:
     user_agent: str
     log_level: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FeedSettings:
     name: str
     kind: str

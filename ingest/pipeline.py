@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,14 +26,16 @@ from ingest.feeds.base import FeedRequest, FeedSource, StreamFeed
 from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.recorded import Unreadable, read_replay
-from ingest.feeds.transport import Response
 from ingest.geo import Area, Projector
 from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting
 from ingest.watchlist import Watchlist, normalise_registration
 
+if TYPE_CHECKING:  # requests loads with the fetcher, not for a replay
+    from ingest.feeds.transport import Response
+
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[FeedRequest], Response]
+Fetch = Callable[[FeedRequest], "Response"]
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], object]  # returns a true value when the wait was cut short by a stop
 

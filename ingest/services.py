@@ -10,7 +10,6 @@ Every function takes the store and `now`; none reads a clock.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,6 +160,8 @@ def resolve_tail(
         )
         if entry is not None:
             return Resolved(normalise_registration(entry.key), entry.hexes, entry.key, "watchlist")
+    import difflib  # only to suggest names for an unknown tail
+
     known = [key for _, key, _ in names] + store.callsigns()
     raise UnknownTail(text, difflib.get_close_matches(wanted.upper(), known, n=_SUGGESTIONS, cutoff=0.6))
 

@@ -23,13 +23,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ingest.detect.base import Happening
 from ingest.errors import StoreError
-from ingest.models import Alert, FeedHealth, Fix, Place, PollRecord, Sighting, Sortie
 from ingest.timeutil import from_epoch, iso_z
 from ingest.watchlist import Watchlist, normalise_registration
+
+if TYPE_CHECKING:  # loaded when a record is made, not by every read: `ingest sightings` makes none (bench_cli)
+    from ingest.detect.base import Happening
+    from ingest.models import Alert, FeedHealth, PollRecord, Sighting
+    from ingest.records import Fix, Place, Sortie
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -90,12 +93,12 @@ def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in rows]
 
 
-def sighting_row(s: Sighting) -> tuple[Any, ...]:
+def sighting_row(s: Sighting, synthetic: bool = False) -> tuple[Any, ...]:
     o = s.obs
     return (
         o.hex_icao, int(o.position_at.timestamp()), s.registration, s.type_icao, o.callsign,
         o.lat_deg, o.lon_deg, s.x_m, s.y_m, o.alt_baro_ft, int(o.on_ground), o.alt_geom_ft, o.gs_kt,
-        o.track_deg, o.squawk, o.source_type, int(o.non_icao), int(o.military), o.feed, o.emergency,
+        o.track_deg, o.squawk, o.source_type, int(o.non_icao), int(o.military), o.feed, o.emergency, int(synthetic),
     )  # fmt: skip
 
 
@@ -266,7 +269,7 @@ class Store:
         conn = self.conn
         with _writing("store a poll"), self.atomic():
             before = conn.total_changes
-            conn.executemany(_INSERT_SIGHTING, [(*sighting_row(s), int(synthetic)) for s in sightings])
+            conn.executemany(_INSERT_SIGHTING, [sighting_row(s, synthetic) for s in sightings])
             stored = conn.total_changes - before
             self._learn_hexes(sightings)
             if tracking is not None:
@@ -512,6 +515,8 @@ class Store:
     @_reading("read the happenings")
     def happenings(self, sortie_ids: Sequence[str]) -> list[Happening]:
         """The orbits, emergencies ... of these sorties, in the order they began."""
+        from ingest.detect.base import Happening
+
         if not sortie_ids:
             return []
         marks = ", ".join("?" for _ in sortie_ids)
@@ -789,14 +794,20 @@ def _place_row(place: Place | None) -> tuple[str | None, str | None]:
 
 
 def _place(code: str | None, name: str | None) -> Place | None:
+    from ingest.records import Place
+
     return Place(code, name or code) if code else None
 
 
 def _fix(values: Sequence[Any]) -> Fix:
+    from ingest.records import Fix
+
     return Fix(from_epoch(values[0]), values[1], values[2], values[3], values[4], values[5])
 
 
 def _sortie(row: Sequence[Any]) -> Sortie:
+    from ingest.records import Sortie
+
     return Sortie(
         sortie_id=row[0], key=row[1], hex_icao=row[2], registration=row[3], type_icao=row[4],
         first=_fix(row[5:11]), last=_fix(row[11:17]), last_seen_at=from_epoch(row[17]),

@@ -4,13 +4,14 @@ CLI's plain-text tables. Pure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.alerts.messages import place
 from ingest.config import FeedSettings
-from ingest.detect.base import Happening
-from ingest.models import Sortie
 from ingest.timeutil import iso_z
+
+if TYPE_CHECKING:
+    from ingest.detect.base import Happening
+    from ingest.models import Place, Sortie
 
 SORTIE_FIELDS = (
     "sortie_id", "hex", "registration", "type", "callsigns", "start", "end", "end_reason", "duration_s",
@@ -31,6 +32,11 @@ def sortie_dict(s: Sortie, happenings: Sequence[Happening] = ()) -> dict[str, An
         "events": [happening_dict(h) for h in happenings if h.sortie_id == s.sortie_id],
         "operator": s.operator, "type_name": s.type_name, "synthetic": s.synthetic,
     }  # fmt: skip
+
+
+def place(p: Place | None) -> dict[str, str] | None:
+    """An airport as `{"code": "RKSO", "name": "Osan Air Base"}`."""
+    return {"code": p.code, "name": p.name} if p is not None else None
 
 
 def happening_dict(h: Happening) -> dict[str, Any]:

@@ -18,9 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.errors import WatchlistError
-from ingest.models import Observation
+
+if TYPE_CHECKING:
+    from ingest.models import Observation
 
 _HEX = re.compile(r"[0-9a-f]{6}")
 _SHORT_HEX = re.compile(r"[0-9a-f]{1,5}")
@@ -94,7 +97,10 @@ class Watchlist:
         return None
 
     def wants(self, hex_icao: str, non_icao: bool, registration: str | None) -> bool:
-        return self.lookup(hex_icao, non_icao, registration) is not None
+        """lookup() is not None, inlined: it runs for every record of a 10,000-aircraft answer."""
+        if not non_icao and hex_icao in self._by_hex:
+            return True
+        return bool(registration) and registration.strip().upper() in self._by_reg  # type: ignore[union-attr]
 
     def by_hex(self, hex_icao: str) -> WatchEntry | None:
         return self._by_hex.get(hex_icao.lower())

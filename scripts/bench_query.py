@@ -6,7 +6,7 @@ but on the daemon's own schema: `sightings` WITHOUT ROWID, PRIMARY KEY (hex, ts)
 - Build (first run only): `Store(path)` creates and migrates the database, `Store.sync_watchlist` stores
   the 5,000 synthetic tails (plane-alert-db CSV text generated in memory, read by `parse_watchlist`), then
   `--rows` synthetic sightings are loaded with raw `executemany` of store.py's `_INSERT_SIGHTING`
-  (INSERT OR IGNORE, 19 columns) on the Store's connection, in transactions of 1,000,000 rows.
+  (INSERT OR IGNORE, 21 columns) on the Store's connection, in transactions of 1,000,000 rows.
   Hex uniform over the 5,000 tails, ts uniform over the 7 days before 2026-01-01T00:00Z and appended in
   time order (like a live logger), positions inside 33-43.5 N / 124-132 E. Reported: rows/s (row
   generation and executemany timed apart), rows stored (two rows of one tail in one second are one row),
@@ -111,7 +111,7 @@ FEEDS = ("adsb.lol", "adsb.fi", "airplanes.live")
 
 SQL_FLOOR = (
     "SELECT hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, "
-    "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed FROM sightings "
+    "alt_geom_ft, gs_kt, track_deg, squawk, source_type, feed, emergency, synthetic FROM sightings "
     "WHERE hex IN (?) AND ts BETWEEN ? AND ? ORDER BY ts DESC LIMIT ?"
 )  # what Store.sightings builds for one hex; the plan is taken from the SQL it really ran
 
@@ -231,7 +231,7 @@ def sighting_rows(tails: Sequence[Tail], rnd: random.Random, n: int, lo_s: float
         source = "mlat" if rnd.random() < MLAT_FRACTION else "adsb_icao"
         rows.append(
             (t.hex, ts, t.registration, t.icao_type, t.callsign, lat, lon, x_m, y_m, alt_baro, int(on_ground),
-             alt_geom, gs, track, t.squawk, source, 0, t.military, t.feed)
+             alt_geom, gs, track, t.squawk, source, 0, t.military, t.feed, None, 0)
         )  # fmt: skip
     return rows
 

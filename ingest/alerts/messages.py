@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.detect.base import Happening
-from ingest.models import Alert, Place, Sortie, SortieEvent
+from ingest.models import Alert, Sortie, SortieEvent
 from ingest.timeutil import iso_z
+from ingest.views import place
+
+if TYPE_CHECKING:
+    from ingest.detect.base import Happening  # loaded when a happening is made, not by every read
 
 SCHEMA_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -62,11 +65,6 @@ def payload(event: SortieEvent, area: str) -> dict[str, Any]:
             landed_at=place(s.landed_at),
         )
     return body
-
-
-def place(p: Place | None) -> dict[str, str] | None:
-    """An airport as `{"code": "RKSO", "name": "Osan Air Base"}`."""
-    return {"code": p.code, "name": p.name} if p is not None else None
 
 
 def alert(prefix: str, area: str, event: SortieEvent) -> Alert:

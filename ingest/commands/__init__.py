@@ -12,7 +12,6 @@ signals, writing files atomically. Commands print; the answers come from `ingest
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -33,9 +32,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def settings(args: argparse.Namespace, **more: str) -> Settings:
+def settings(args: argparse.Namespace, *, log: bool = True, **more: str) -> Settings:
     """The configuration: the file, the environment, then --set, --database and --log-level (and `more`,
-    a command's own flags such as serve's --host)."""
+    a command's own flags such as serve's --host). `log=False` (the quick read commands, which log nothing
+    of their own) leaves the logging module unloaded: it costs a read command a tenth of its time."""
     overrides: dict[str, str] = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
@@ -49,11 +49,14 @@ def settings(args: argparse.Namespace, **more: str) -> Settings:
         overrides["daemon.log_level"] = args.log_level
     overrides.update(more)
     loaded = load(args.config, overrides=overrides)
-    setup_logging(loaded.daemon.log_level)
+    if log or args.debug or args.log_level:
+        setup_logging(loaded.daemon.log_level)
     return loaded
 
 
 def setup_logging(level: str) -> None:
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
     formatter.converter = time.gmtime  # UTC everywhere

@@ -11,12 +11,9 @@ from pathlib import Path
 
 from ingest.app import App, build_app
 from ingest.commands import fail, open_store, plural, progress, settings
-from ingest.commands.daemon import deliver_alerts
 from ingest.errors import FeedError, IngestError
 from ingest.feeds.base import StreamFeed
-from ingest.feeds.transport import Fetcher
 from ingest.pipeline import Parse, log_rejections, replay_file
-from ingest.scheduler import utc_now
 from ingest.store import Store
 from ingest.tracker import Tracker
 
@@ -34,7 +31,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         tracker = Tracker(app.settings, store, watchlist=app.watchlist)
         for path in args.files:
             errors += _replay_one(app, store, tracker, path, feed_name, parse)
-        deliver_alerts(app.settings, store)
+        if app.settings.mqtt.enabled:
+            from ingest.commands.daemon import deliver_alerts  # paho and the scheduler, only to publish
+
+            deliver_alerts(app.settings, store)
     finally:
         store.close()
     return 1 if errors else 0
@@ -46,7 +46,7 @@ def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name:
     responses = aircraft = kept = stored = bad = malformed = 0
     logged: set[str] = set()
     try:
-        for outcome in progress(replay_file(path, feed_name, app.selector, utc_now, parse), path.name, "response"):
+        for outcome in progress(replay_file(path, feed_name, app.selector, _utc_now, parse), path.name, "response"):
             responses += 1
             if outcome.failure is not None:
                 bad += 1
@@ -79,6 +79,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return fail(f"cannot make the folder {args.out}: {exc.strerror or exc}")
+    from ingest.feeds.transport import Fetcher
+
     fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
     saved = failed = 0
     try:
@@ -105,6 +107,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     print(f"{feed.name}: {plural(saved, 'response')} saved in {args.out}, {failed} failed; replay them with: "
           f"ingest replay --feed {feed.name} {args.out}/*.json")  # fmt: skip
     return 1 if failed else 0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _safe_name(name: str) -> str:

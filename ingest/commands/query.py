@@ -19,7 +19,7 @@ FEED_HEALTH_WINDOW = timedelta(hours=1)
 
 
 def cmd_sightings(args: argparse.Namespace) -> int:
-    s = settings(args)
+    s = settings(args, log=False)
     store = open_store(s, create=False)
     try:
         aircraft = resolve_tail(store, args.tail, args.since, args.until, watchlist_loader(s))
@@ -42,7 +42,7 @@ def cmd_sightings(args: argparse.Namespace) -> int:
 
 
 def cmd_sorties(args: argparse.Namespace) -> int:
-    s = settings(args)
+    s = settings(args, log=False)
     store = open_store(s, create=False)
     try:
         keys = None
@@ -78,7 +78,7 @@ def _flat_sortie(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_now(args: argparse.Namespace) -> int:
-    store = open_store(settings(args), create=False)
+    store = open_store(settings(args, log=False), create=False)
     now = datetime.now(UTC)
     try:
         rows = latest_positions(store, now)
@@ -95,7 +95,7 @@ def cmd_now(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    s = settings(args)
+    s = settings(args, log=False)
     store = open_store(s, create=False)
     now = datetime.now(UTC)
     try:

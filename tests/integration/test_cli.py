@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import fcntl
@@ -295,3 +296,11 @@ def test_long_replays_show_progress_on_a_terminal_only(
     os.close(leader)
     assert proc.wait(timeout=60) == 0
     assert b"synthetic-tora23-replay.ndjson.gz: " in seen and b"response/s" in seen, seen[-500:]
+
+
+def test_the_command_names_main_knows_are_the_parser_s() -> None:
+    from ingest.cli import COMMAND_NAMES
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == COMMAND_NAMES

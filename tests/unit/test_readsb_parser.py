@@ -523,7 +523,7 @@ def test_clean_callsign(flight: str | None, expected: str | None) -> None:
 # -- the watchlist prefilter -----------------------------------------------------------------------
 
 
-def test_wanted_builds_only_accepted_records_but_still_rejects_bad_shapes() -> None:
+def test_wanted_builds_only_accepted_records_but_still_rejects_bad_identities() -> None:
     body = json.dumps(
         {
             "ac": [
@@ -546,12 +546,13 @@ def test_wanted_builds_only_accepted_records_but_still_rejects_bad_shapes() -> N
     result = parse_readsb(body, feed=FEED, received_at=RECEIVED, source=SOURCE, wanted=wanted)
     assert [(o.hex_icao, o.non_icao) for o in result.observations] == [("ae01d2", False), ("abc123", True)]
     assert result.aircraft == 6
-    # the wrong type and a bad hex are rejected whoever sent them; 95.0 in an unwatched record is not checked
-    assert [r.field for r in result.rejected] == ["lat", "hex"]
+    # a bad hex is rejected whoever sent it; an unwatched record's other fields ("37.5", 95.0) are not read
+    assert [r.field for r in result.rejected] == ["hex"]
     assert asked == [
         ("ae01d2", False, None),
         ("71c011", False, None),
         ("abc123", True, "62-4125"),
+        ("71c012", False, None),
         ("71c013", False, None),
     ]
 
