@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _scenario(scenario: str, runs: int, profile: Any, workdir: Path, broker: Broker, seed: int) -> dict[str, Any]:
     t0 = time.monotonic()
-    row: dict[str, Any] = {"scenario": scenario, "runs": runs, "passed": 0, "lost": 0, "duplicates": 0,
-                           "tolerated_duplicates": 0, "max_rss_mb": None, "failures": [], "error": None}  # fmt: skip
+    row: dict[str, Any] = {
+        "scenario": scenario, "runs": runs, "passed": 0, "lost": 0, "duplicates": 0, "tolerated_duplicates": 0,
+        "max_rss_mb": None, "failures": [], "examples": [], "error": None,
+    }  # fmt: skip
     try:
         result: SessionResult = run_session(scenario, [scenario] * runs, profile, workdir, broker, seed)
     except (HarnessError, OSError) as exc:
@@ -117,10 +119,19 @@ def _scenario(scenario: str, runs: int, profile: Any, workdir: Path, broker: Bro
             tolerated_duplicates=sum(e.tolerated_duplicates for e in result.episodes),
             max_rss_mb=result.stats["max_rss_mb"],
             failures=sorted({f.kind for e in result.episodes for f in e.findings} | {f.kind for f in result.findings}),
+            examples=_examples(result),
             report=result.report(),
         )
     row["duration_s"] = round(time.monotonic() - t0)
     return row
+
+
+def _examples(result: SessionResult) -> list[str]:
+    """The first finding of each kind, for the report."""
+    seen: dict[str, str] = {}
+    for f in [*result.findings, *(f for e in result.episodes for f in e.findings)]:
+        seen.setdefault(f.kind, f"{f.kind}: {f.message}")
+    return list(seen.values())
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
