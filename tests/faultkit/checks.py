@@ -39,6 +39,7 @@ KILL_AT_RISK_S = 1.5  # a poll fetched this long before a kill -9 may not have b
 DISK_MARGIN_S = 1.0  # an answer served this long before the disk filled may be committed after it
 DUP_WINDOW_S = 3.0  # the documented duplicate: first copy at most this long before a kill -9
 EXAMPLES = 5
+POSITION_LAG_S = 1.6  # an answer's positions are 0.5-1.5 s old (tests/faultkit/world.py)
 
 
 @dataclass
@@ -269,18 +270,19 @@ def _stamp(sec: int) -> str:
 
 
 def _sorties(ev: Evidence) -> list[Finding]:
-    """Match each stored sortie to the world's flight of that aircraft during which it started."""
+    """Match each stored sortie to the world's flight of that aircraft during which it started: the latest
+    to take off before its first sighting. A position is 0.5-1.5 s older than the answer that carries it,
+    so a sortie's first fix may be up to POSITION_LAG_S older than the takeoff that made it."""
     findings: list[Finding] = []
     assigned: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     for row in ev.db["sorties"]:
         sortie_id, hex_icao, first_at, _, reason = row
-        match = [
-            i
-            for i, f in enumerate(ev.flights)
-            if f.hex_icao == hex_icao and f.takeoff_at - 2 <= first_at <= (f.end_at or 1e18) + 1
+        started = [
+            i for i, f in enumerate(ev.flights) if f.hex_icao == hex_icao and f.takeoff_at - POSITION_LAG_S <= first_at
         ]
-        if match:
-            assigned[match[0]].append(row)
+        flight = ev.flights[started[-1]] if started else None
+        if flight is not None and (flight.end_at is None or first_at <= flight.end_at):
+            assigned[started[-1]].append(row)
         else:
             message = f"sortie {sortie_id} ({reason}) matches no flight the world flew"
             findings.append(Finding("sortie", message, first_at))
