@@ -13,7 +13,9 @@ concerns the whole run, to the session.
   second sortie within one flight is a split; an end other than the world's is an end by our failure.
 - alerts: every outbox event reached the recorder and was acknowledged; no event_id twice, except a second
   copy that follows a kill -9 which came at most DUP_WINDOW_S after the first copy (the PUBACK window).
-- log: no "Traceback"; at most one WARNING/ERROR line per fault (a kill-9 episode has one fault per kill).
+- log: no "Traceback"; at most one WARNING/ERROR line per fault (a kill-9 episode has one fault per kill),
+  and at least one for a fault the daemon can see (a feed outage, the broker away, a full disk).
+- backoff: during a feed outage no more polls than doubling waits allow (0, 1, 3, 7 ... intervals; +1).
 - memory: VmRSS never above the profile's rss_limit_mb.
 - the episode did what it should (the feed was silent longer than gap_s, the full disk stopped commits, an
   alert was raised while the broker was down), and the daemon recovered; it never died by itself and
@@ -32,13 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.faultkit.daemon import WARNING_LEVELS, Traceback, parse_logs
+from tests.faultkit.server import feed_faults
 from tests.faultkit.session import Episode, Evidence
-from tests.faultkit.world import POISON_ENVELOPE, Flight
+from tests.faultkit.world import FAULT, POISON_ENVELOPE, Flight
 
 KILL_AT_RISK_S = 1.5  # a poll fetched this long before a kill -9 may not have been committed
 DISK_MARGIN_S = 1.0  # an answer served this long before the disk filled may be committed after it
 DUP_WINDOW_S = 3.0  # the documented duplicate: first copy at most this long before a kill -9
 EXAMPLES = 5
+OUTAGES = frozenset(name for name, fault in feed_faults(1.0, 1.0, 1.0).items() if fault.outage)
+LOGGED = frozenset({"broker-outage", "disk-full"})  # faults the daemon sees and must say so, once
 POSITION_LAG_S = 1.6  # an answer's positions are 0.5-1.5 s old (tests/faultkit/world.py)
 
 
@@ -356,6 +361,7 @@ def _logs(ev: Evidence, attribute: _Attribution) -> list[Finding]:
         kinds = list(dict.fromkeys(tb.excerpt for tb in tbs))  # distinct ones, in order
         findings.append(Finding("traceback", f"{len(tbs)} tracebacks in the log", tbs[0].at, ep_id, kinds))
     limit = {ep.id: max(1, len(ep.windows)) for ep in ev.episodes}
+    must_warn = {ep.id for ep in ev.episodes if ep.windows and (ep.scenario in OUTAGES or ep.scenario in LOGGED)}
     warned: dict[str | None, list[str]] = defaultdict(list)
     first_at: dict[str | None, float] = {}
     for line in lines:
@@ -363,6 +369,8 @@ def _logs(ev: Evidence, attribute: _Attribution) -> list[Finding]:
             ep_id = attribute(line.at)
             warned[ep_id].append(f"{line.log}: {_stamp(int(line.at))} {line.level} {line.logger}: {line.text[:300]}")
             first_at.setdefault(ep_id, line.at)
+    for ep_id in sorted(must_warn - set(warned)):
+        findings.append(Finding("silent", "the fault was not logged: no warning line", None, ep_id))
     for ep_id, texts in warned.items():
         if ep_id is None:
             findings.append(
@@ -397,6 +405,17 @@ def _processes(ev: Evidence) -> list[Finding]:
     return findings
 
 
+def backoff_attempts(outage_s: float, interval_s: float) -> int:
+    """Polls a feed that fails throughout `outage_s` gets when each failure doubles the wait (policy.py):
+    at 0, 1, 3, 7, ... intervals."""
+    attempts, at, wait = 0, 0.0, interval_s
+    while at < outage_s:
+        attempts += 1
+        at += wait
+        wait *= 2
+    return attempts
+
+
 def _tail(log: Path, lines: int = 12) -> str:
     try:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
@@ -415,6 +434,13 @@ def _episode(ep: Episode, ev: Evidence) -> list[Finding]:
     findings = []
     if ep.exercised:
         findings.append(Finding("not-exercised", ep.exercised, ep.start, ep.id))
+    if ep.scenario in OUTAGES:
+        for w in ep.windows:
+            polls = sum(1 for s in ev.served if s.kind == FAULT and "/hex/" in s.path and w.start <= s.at <= w.cleared)
+            allowed = backoff_attempts(w.cleared - w.start, ev.profile.interval_s) + 1  # +1: tick jitter
+            if polls > allowed:
+                message = f"{polls} polls in the {w.cleared - w.start:.1f} s outage; backing off allows {allowed}"
+                findings.append(Finding("backoff", message, w.start, ep.id))
     for w in ep.windows:
         if w.recovered is None and w.must_recover:
             timeout = ev.profile.recovery_timeout_s
