@@ -19,17 +19,20 @@ promises (tests/faultkit/checks.py says exactly how):
 
 Scenarios (tests/faultkit/server.py, tests/faultkit/session.py): http-429-retry-after, http-429,
 http-500, http-503, hang, cut-mid-body, drip-headers, drip-body, garbage, gzip-bomb, redirect-302,
-html-200 (feed outages, each longer than gap_s); poison-seen-pos-1e300, poison-now-year-10000,
-poison-nested-5000, poison-now-future-1h (poisoned answers); broker-outage, disk-full (the database on a
-tmpfs filled by a filler file: needs root, and fails, never skips, when the mount fails), kill-9 (a
-burst of kill -9 at random points, each followed by a restart) and daemon-stopped (SIGTERM, down for
-longer than gap_s, started again).
+html-200 (feed outages, each longer than gap_s); poison-seen-pos-1e300 and poison-nested-5000 (a poisoned
+record among good ones, in two answers), poison-now-year-10000 and poison-now-future-1h (`now` lies in
+one answer); broker-outage; disk-full (the database on a tmpfs filled by a filler file: needs root, and
+fails, never skips, when the mount fails); kill-9 (a burst of kill -9 at random points, each followed
+by a restart); daemon-stopped (SIGTERM, down for longer than gap_s, started again).
 
-Profiles (both poll every 1 s with 0.5 s connect and read timeouts, check sorties every 0.25 s):
-  short  gap_s 4 s, outages 4.5 s, broker away 15 s, disk full 6 s, 6 kills, 1 run of each scenario;
-         what tests/integration/test_faults.py runs (there in two shared sessions), about 6 minutes here.
-  long   gap_s 5 s, outages 6 s, broker away 120 s, disk full 10 s, 20 kills, 3 runs of each scenario
-         (1 of broker-outage and of kill-9), about 15 minutes on a quiet machine; the default.
+Profiles (both poll every 1 s with 0.5 s connect and read timeouts and check sorties every 0.25 s, so
+that backoff and deadlines are the daemon's own):
+  short  gap_s 4 s, outages 4.5 s, drips give up after 12 s, broker away 15 s, disk full 6 s, 6 kills,
+         1 run of each scenario: what tests/integration/test_faults.py runs (there in two shared
+         sessions, ~3.5 min); here one session per scenario, ~9 min.
+  long   gap_s 5 s, outages 6 s, drips 30 s, broker away 120 s, disk full 10 s, 20 kills, 3 runs of each
+         scenario (1 of broker-outage and of kill-9); the default, 20 min on a shared 2-core machine
+         against today's failures.
 
     .venv/bin/python scripts/faults.py                      # long profile, every scenario
     .venv/bin/python scripts/faults.py --profile short --only http-500,kill-9 --runs 2
@@ -122,6 +125,7 @@ def _scenario(scenario: str, runs: int, profile: Any, workdir: Path, broker: Bro
             examples=_examples(result),
             report=result.report(),
         )
+        (workdir / "report.txt").write_text(row["report"] + "\n")
     row["duration_s"] = round(time.monotonic() - t0)
     return row
 

@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 
 from tests.conftest import SMALL_WATCHLIST, render_config
 from tests.faultkit.daemon import Daemon, RssSampler, Run
-from tests.faultkit.server import FeedFault, FeedServer, feed_faults
+from tests.faultkit.server import FeedFault, FeedServer, feed_faults, gzip_bomb
 from tests.faultkit.world import AIRBORNE, GOOD, GROUND, Flight, Served, World
 from tests.mqtt_broker import Broker, Subscriber
 
@@ -57,7 +57,7 @@ class Profile:
     max_body_mb: float = 5.0
     outage_s: float = 4.5  # a feed outage episode
     clean_s: float = 1.5  # good answers before each episode
-    poison_answers: int = 2  # poisoned hex answers per poison episode
+    poison_answers: int = 2  # hex answers with a poisoned record per episode (a lying `now`: one answer)
     broker_outage_s: float = 15.0
     disk_full_s: float = 6.0
     kills: int = 6  # kill -9s in one kill-9 episode
@@ -223,6 +223,9 @@ class Session:
                     self.tmpfs, self.db_dir, self.db = False, self.workdir, self.workdir / "ingest.db"
                 else:
                     stack.callback(self._unmount)
+            for fault in self.faults.values():
+                if fault.kind == "gzip-bomb" and fault.name in scenarios:
+                    gzip_bomb(fault.inflated_mb)  # compressing takes a while: not on the first bomb's request
             server = FeedServer(self.world).start()
             stack.callback(server.stop)
             self.server = server
@@ -367,7 +370,8 @@ class Session:
             self.server.set_fault(fault)
             time.sleep(self.profile.outage_s)
         else:
-            self.server.set_fault(fault, self.profile.poison_answers)
+            # A lying `now` in one answer, a poisoned record in a few (as scripts/faults.py says).
+            self.server.set_fault(fault, 1 if fault.poison.startswith("now-") else self.profile.poison_answers)
             deadline = time.monotonic() + self.profile.recovery_timeout_s
             while not self.server.poison_done() and time.monotonic() < deadline:
                 time.sleep(0.1)
