@@ -406,8 +406,8 @@ def _processes(ev: Evidence) -> list[Finding]:
 
 
 def backoff_attempts(outage_s: float, interval_s: float) -> int:
-    """Polls a feed that fails throughout `outage_s` gets when each failure doubles the wait (policy.py):
-    at 0, 1, 3, 7, ... intervals."""
+    """Polls a feed that fails throughout `outage_s` gets when each failure doubles the wait
+    (ingest/feeds/policy.py): at 0, 1, 3, 7, ... intervals."""
     attempts, at, wait = 0, 0.0, interval_s
     while at < outage_s:
         attempts += 1

@@ -16,11 +16,9 @@ that their alerts wait in the outbox).
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import random
 import sqlite3
-import subprocess
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -31,16 +29,13 @@ import paho.mqtt.client as mqtt
 
 from tests.conftest import SMALL_WATCHLIST, render_config
 from tests.faultkit.daemon import Daemon, RssSampler, Run
+from tests.faultkit.disk import HarnessError, fill, mount_tmpfs, truncate_wal, unmount_tmpfs
 from tests.faultkit.server import FeedFault, FeedServer, feed_faults, gzip_bomb
 from tests.faultkit.world import AIRBORNE, GOOD, GROUND, Flight, Served, World
 from tests.mqtt_broker import Broker, Subscriber
 
 A, B, C = "ae01d2", "ae01ce", "71f00d"  # lands at the end; cycles and leaves the area; vanishes
 PROCESS_SCENARIOS = ("broker-outage", "disk-full", "kill-9", "daemon-stopped")
-
-
-class HarnessError(Exception):
-    """The harness could not set a scenario up (not a verdict on the daemon)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,12 +212,12 @@ class Session:
         with contextlib.ExitStack() as stack:
             if self.tmpfs:
                 try:
-                    self._mount()
+                    mount_tmpfs(self.db_dir, self.profile.tmpfs_mb)
                 except HarnessError as exc:  # the disk-full episodes fail with this; the others still run
                     self.mount_error = str(exc)
                     self.tmpfs, self.db_dir, self.db = False, self.workdir, self.workdir / "ingest.db"
                 else:
-                    stack.callback(self._unmount)
+                    stack.callback(unmount_tmpfs, self.db_dir, self.db, self.workdir / "ingest-from-tmpfs.db")
             for fault in self.faults.values():
                 if fault.kind == "gzip-bomb" and fault.name in scenarios:
                     gzip_bomb(fault.inflated_mb)  # compressing takes a while: not on the first bomb's request
@@ -402,9 +397,10 @@ class Session:
         if self.mount_error:
             ep.exercised = self.mount_error
             return
-        self._truncate_wal()  # so that the daemon's next commit needs new blocks
+        if not truncate_wal(self.db):  # so that the daemon's next commit needs new blocks
+            self.errors.append("could not truncate the WAL before filling the disk")
         start = time.time()
-        filler = self._fill()
+        filler = fill(self.db_dir)
         polls_full = _count(self.db, "SELECT count(*) FROM feed_polls")
         time.sleep(self.profile.disk_full_s)
         polls_later = _count(self.db, "SELECT count(*) FROM feed_polls")
@@ -461,51 +457,6 @@ class Session:
         ep.windows.append(
             Window(start, cleared, self.world.wait_good(cleared, timeout_s=self.profile.recovery_timeout_s))
         )
-
-    # -- the disk -----------------------------------------------------------------------------------
-
-    def _mount(self) -> None:
-        self.db_dir.mkdir(parents=True, exist_ok=True)
-        cmd = ["mount", "-t", "tmpfs", "-o", f"size={self.profile.tmpfs_mb}m", "tmpfs", str(self.db_dir)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
-        except OSError as exc:
-            raise HarnessError(f"cannot mount a tmpfs for the disk-full scenario ({' '.join(cmd)}): {exc}") from exc
-        if done.returncode != 0:
-            raise HarnessError(
-                f"cannot mount a tmpfs for the disk-full scenario ({' '.join(cmd)}): exit {done.returncode}: "
-                f"{done.stderr.strip()} (it needs root, or CAP_SYS_ADMIN in a container)"
-            )
-
-    def _unmount(self) -> None:
-        with contextlib.suppress(OSError):
-            (self.workdir / "ingest-from-tmpfs.db").write_bytes(self.db.read_bytes())
-        done = subprocess.run(["umount", str(self.db_dir)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            subprocess.run(["umount", "-l", str(self.db_dir)], capture_output=True, check=False)
-
-    def _truncate_wal(self) -> None:
-        for _ in range(20):
-            with closing(sqlite3.connect(self.db, timeout=5)) as conn:
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if not busy:
-                return
-            time.sleep(0.1)
-        self.errors.append("could not truncate the WAL before filling the disk")
-
-    def _fill(self) -> Path:
-        """A file that takes every free block of the tmpfs (ENOSPC is the end of it)."""
-        filler = self.db_dir / "filler"
-        with filler.open("wb", buffering=0) as f:
-            for size in (1 << 20, 1 << 12, 1 << 9, 1):
-                chunk = b"\0" * size
-                try:
-                    while True:
-                        f.write(chunk)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-        return filler
 
 
 def _count(db: Path, sql: str) -> int:
