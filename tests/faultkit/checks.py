@@ -359,7 +359,8 @@ def _logs(ev: Evidence, attribute: _Attribution) -> list[Finding]:
         by_episode[attribute(tb.at)].append(tb)
     for ep_id, tbs in by_episode.items():
         kinds = list(dict.fromkeys(tb.excerpt for tb in tbs))  # distinct ones, in order
-        findings.append(Finding("traceback", f"{len(tbs)} tracebacks in the log", tbs[0].at, ep_id, kinds))
+        errors = "; ".join(dict.fromkeys(tb.excerpt.splitlines()[-1].strip()[:160] for tb in tbs))
+        findings.append(Finding("traceback", f"{len(tbs)} tracebacks in the log: {errors}", tbs[0].at, ep_id, kinds))
     limit = {ep.id: max(1, len(ep.windows)) for ep in ev.episodes}
     must_warn = {ep.id for ep in ev.episodes if ep.windows and (ep.scenario in OUTAGES or ep.scenario in LOGGED)}
     warned: dict[str | None, list[str]] = defaultdict(list)
