@@ -179,7 +179,7 @@ class Writer(threading.Thread):
 
     def _write_worked(self) -> None:
         if self._failing_since is not None:
-            log.warning(
+            log.info(
                 "database writes work again after %d failed writes in %.0f s",
                 self._failed_writes, time.monotonic() - self._failing_since,
             )  # fmt: skip
@@ -362,8 +362,8 @@ def _tick(job: FeedJob, writer: Writer) -> None:
 def _on_job_event(event: JobExecutionEvent) -> None:
     if event.code == EVENT_JOB_ERROR:
         log.error("job %s failed; its next tick runs as planned", event.job_id, exc_info=event.exception)
-    elif event.code == EVENT_JOB_MISSED:
-        log.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+    elif event.code == EVENT_JOB_MISSED:  # a tick that came late (a busy machine): its next one runs
+        log.debug("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
     else:  # a poll slower than its interval (a slow feed): its own failure, if any, is what gets reported
         log.debug("job %s still running at its next tick; that tick is skipped", event.job_id)
 

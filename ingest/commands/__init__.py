@@ -68,7 +68,9 @@ def setup_logging(level: str) -> None:
     handler._ingest = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    # APScheduler warns on every tick a slow poll makes it skip, and on missed runs; the daemon's own job
+    # listener reports those (scheduler.py), and the feed's failure is what the user needs to see.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
 
 
 def open_store(s: Settings, *, create: bool) -> Store:
