@@ -47,11 +47,11 @@ from ingest.errors import ConfigError, IngestError, StoreError, WatchlistError
 from ingest.export import geojson, sortie_id
 from ingest.models import Sortie
 from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_document
-from ingest.services import daemon_status, latest_positions
+from ingest.services import AmbiguousTail, Resolved, UnknownTail, daemon_status, latest_positions, resolve_tail
 from ingest.store import Store
 from ingest.timeutil import iso_z, parse_when
 from ingest.views import feed_row, sortie_dict
-from ingest.watchlist import Watchlist, load_watchlist, normalise_registration
+from ingest.watchlist import Watchlist, load_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +189,6 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _unknown_tail(tail: str) -> NotFound:
-    return NotFound(f"unknown tail {tail!r}: not in the watchlist and never seen")
-
-
 class _Api:
     """The handlers, over the settings, the watchlist and the database path."""
 
@@ -204,25 +200,14 @@ class _Api:
     def _store(self) -> Store:
         return Store(self.settings.database.path)
 
-    def _hexes(self, store: Store, tail: str) -> tuple[str, ...]:
-        """The hexes of a tail, from the store (learnt hexes included) or the watchlist, as `ingest sightings`."""
-        aircraft = store.find_aircraft(tail)
-        if aircraft is not None:
-            return aircraft.hexes
-        entry = self.watchlist.by_registration(tail) or self.watchlist.by_hex(tail.strip())
-        if entry is None:
-            raise _unknown_tail(tail)
-        return entry.hexes
-
-    def _key(self, store: Store, tail: str) -> str:
-        """The key sorties are stored under, as `ingest sorties TAIL`."""
-        aircraft = store.find_aircraft(tail)
-        if aircraft is not None:
-            return aircraft.key
-        entry = self.watchlist.by_registration(tail) or self.watchlist.by_hex(tail.strip())
-        if entry is None:
-            raise _unknown_tail(tail)
-        return normalise_registration(entry.key)
+    def _resolve(
+        self, store: Store, tail: str, since: datetime | None = None, until: datetime | None = None
+    ) -> Resolved:
+        """The aircraft a tail (registration, hex or callsign) names, as the CLI resolves it."""
+        try:
+            return resolve_tail(store, tail, since, until, lambda: self.watchlist)
+        except UnknownTail as exc:
+            raise NotFound(str(exc)) from None
 
     def sightings(self, request: Request) -> Response:
         q = _query(request, ("since", "until", "limit", "cursor"))
@@ -233,7 +218,7 @@ class _Api:
         tail = request.path_params["tail"]
         store = self._store()
         try:
-            rows = store.sightings_page(self._hexes(store, tail), since, until, after, limit + 1)
+            rows = store.sightings_page(self._resolve(store, tail, since, until).hexes, since, until, after, limit + 1)
         finally:
             store.close()
         cursor = None
@@ -251,7 +236,7 @@ class _Api:
         after = _sorties_cursor(q.get("cursor"))
         store = self._store()
         try:
-            keys = [self._key(store, q["tail"])] if "tail" in q else None
+            keys = [self._resolve(store, q["tail"], since).key] if "tail" in q else None
             found = store.sorties_page(keys, since, open_only, after, limit + 1)
             cursor = None
             if len(found) > limit:
@@ -380,7 +365,7 @@ def _coastline() -> tuple[bytes, str]:
 
 
 def _handled(fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
-    """A handler whose BadRequest, NotFound and StoreError become JSON 400, 404 and 503."""
+    """A handler whose BadRequest, NotFound, AmbiguousTail and StoreError become JSON 400, 404, 409 and 503."""
 
     def handler(request: Request) -> Response:
         try:
@@ -389,6 +374,8 @@ def _handled(fn: Callable[[Request], Response]) -> Callable[[Request], Response]
             return _error(400, str(exc))
         except NotFound as exc:
             return _error(404, str(exc))
+        except AmbiguousTail as exc:  # a callsign several aircraft flew: say which, let the caller pick
+            return JSONResponse({"error": str(exc), "candidates": list(exc.candidates)}, status_code=409)
         except StoreError as exc:
             log.warning("http api: %s", exc)
             return _error(503, f"the database is unavailable: {exc}")

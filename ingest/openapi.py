@@ -33,7 +33,22 @@ _PLACE = {
     "required": ["code", "name"],
     "properties": {"code": {"type": "string", "description": "ICAO code"}, "name": {"type": "string"}},
 }
-_NOT_FOUND = _json("Unknown tail or sortie", "Error")
+_NOT_FOUND = _json("Unknown tail or sortie (the message suggests the closest known names)", "Error")
+_AMBIGUOUS = {
+    "description": "A callsign several aircraft flew in the period: the message names them",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error", "candidates"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "candidates": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        }
+    },
+}
 _UNAVAILABLE = _json("The database cannot be opened", "Error")
 _CURSOR_PARAM = _param("cursor", "query", "The `next` value of the previous page (same other parameters)",
                        {"type": "string"})  # fmt: skip
@@ -61,7 +76,7 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of every endpoint."""
-    tail = _param("tail", "path", "Registration (any case, e.g. 62-4125) or ICAO hex (e.g. ae01d2)",
+    tail = _param("tail", "path", "Registration (any case or spacing, 62-4125), ICAO hex (ae01d2) or callsign (TORA23)",
                   {"type": "string"})  # fmt: skip
     sortie_param = _param("sortie_id", "path", "<hex>-<start %Y%m%dT%H%M%SZ>, e.g. ae01d2-20261120T225558Z",
                        {"type": "string"})  # fmt: skip
@@ -152,19 +167,20 @@ def openapi_document() -> dict[str, Any]:
                     _limit_param(SIGHTINGS_LIMIT), _CURSOR_PARAM,
                 ],
                 "responses": {"200": _json("A page of sightings", "SightingPage"), "400": _BAD,
-                              "404": _NOT_FOUND, "503": _UNAVAILABLE},
+                              "404": _NOT_FOUND, "409": _AMBIGUOUS, "503": _UNAVAILABLE},
             }},
             "/api/sorties": {"get": {
                 "summary": "Sorties, oldest first (as `ingest sorties --format json`)",
                 "operationId": "sorties",
                 "parameters": [
-                    _param("tail", "query", "Only this aircraft: registration or ICAO hex", {"type": "string"}),
+                    _param("tail", "query", "Only this aircraft: registration, ICAO hex or callsign",
+                           {"type": "string"}),
                     _param("since", "query", "Sorties that started since: ISO 8601 or a duration", _WHEN),
                     _param("open", "query", "Only sorties still in progress", {"type": "boolean", "default": False}),
                     _limit_param(SORTIES_LIMIT), _CURSOR_PARAM,
                 ],
                 "responses": {"200": _json("A page of sorties", "SortiePage"), "400": _BAD, "404": _NOT_FOUND,
-                              "503": _UNAVAILABLE},
+                              "409": _AMBIGUOUS, "503": _UNAVAILABLE},
             }},
             "/api/sorties/{sortie_id}": {"get": {
                 "summary": "One sortie", "operationId": "sortie", "parameters": [sortie_param],

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ingest.api import ApiError, ApiServer, _encode_cursor, serve
 from ingest.cli import main
 from ingest.config import load
 from ingest.models import FeedHealth
-from ingest.store import Store
+from ingest.store import Store, Tracking
 from tests.conftest import REPO, SMALL_WATCHLIST, ConfigWriter, aircraft, envelope, render_config
 from tests.integration.conftest import FeedServer, Reply, free_port
 
@@ -222,7 +223,9 @@ def test_a_parameter_given_twice_is_400(api: ApiServer) -> None:
 
 def test_unknown_tail_sortie_and_path_are_404(api: ApiServer) -> None:
     r = get(api, "/api/sightings/N12345")
-    assert r.status_code == 404 and r.json() == {"error": "unknown tail 'N12345': not in the watchlist and never seen"}
+    assert r.status_code == 404 and r.json() == {
+        "error": "unknown tail 'N12345': no registration, hex or callsign of a watched aircraft"
+    }
     assert get(api, "/api/sorties", tail="N12345").status_code == 404
     for path in (f"/api/sorties/{TORA23[:-1]}X", "/api/sorties/ae01d2-20991231T000000Z/track.geojson", "/nothing"):
         r = get(api, path)
@@ -370,3 +373,28 @@ def test_serve_runs_until_stop_is_set(demo_config: Path) -> None:
     assert not thread.is_alive() and not errors
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_a_tail_may_be_a_callsign_or_any_spelling_and_an_ambiguous_one_is_409(
+    api: ApiServer, demo_config: Path
+) -> None:
+    by_reg = get(api, "/api/sightings/62-4125").json()["items"]
+    for tail in ("TORA23", "tora23", "TORA*", "62 4125", "624125"):
+        r = get(api, f"/api/sightings/{tail}")
+        assert r.status_code == 200 and r.json()["items"] == by_reg, tail
+    assert [s["registration"] for s in get(api, "/api/sorties", tail="ROKN621").json()["items"]] == ["230921"]
+    r = get(api, "/api/sightings/TORA24")
+    assert r.status_code == 404 and "did you mean TORA23" in r.json()["error"]
+    # Another aircraft that flew as TORA23 makes the callsign ambiguous: 409 with the candidates.
+    store = Store(load(demo_config, environ={}).database.path)
+    try:
+        other = replace(store.sorties()[0], sortie_id="ae01ce-20261122T230000Z", key="62-4134", hex_icao="ae01ce",
+                        registration="62-4134", synthetic=False)  # fmt: skip
+        store.save_tracking(Tracking(sorties=[other]))
+        r = get(api, "/api/sightings/TORA23")
+        assert r.status_code == 409 and sorted(r.json()["candidates"]) == ["62-4125", "62-4134"]
+        assert "was flown by 2 aircraft" in r.json()["error"]
+    finally:
+        with store.atomic():
+            store.conn.execute("DELETE FROM sorties WHERE sortie_id = 'ae01ce-20261122T230000Z'")
+        store.close()

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import termios
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,62 @@ def test_the_command_names_main_knows_are_the_parser_s() -> None:
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert set(sub.choices) == COMMAND_NAMES
+
+
+def test_a_tail_is_a_registration_in_any_spelling_a_hex_or_a_callsign(
+    replayed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--format", "json")[1]
+    for tail in ("62 4125", "624125", "62-4125", "AE01D2", "tora23", "TORA*", "Tora2*"):
+        code, out, err = run(capsys, "sightings", tail, "--config", str(replayed), "--format", "json")
+        assert (code, out) == (0, expected), (tail, err)
+    code, out, err = run(capsys, "sightings", "TORA23", "--config", str(replayed), "--limit", "1")
+    assert code == 0 and "TORA23: 62-4125 (by its callsign TORA23)" in err
+    code, out, _ = run(capsys, "sorties", "ROKN621", "--config", str(replayed), "--format", "json")
+    assert [r["registration"] for r in json.loads(out)] == ["230921"]
+
+
+def test_a_callsign_several_aircraft_flew_names_them_and_an_unknown_tail_suggests(
+    replayed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.ndjson"  # 62-4134 flies as TORA23 too, two days later
+    lines = [envelope([aircraft("ae01ce", 37.0 + 0.01 * i, 124.8, flight="TORA23  ")],
+                      now=datetime(2026, 11, 22, 23, i, tzinfo=UTC)) for i in range(5)]  # fmt: skip
+    other.write_bytes(b"\n".join(lines) + b"\n")
+    assert run(capsys, "replay", "--config", str(replayed), str(other))[0] == 0
+    code, _, err = run(capsys, "sightings", "TORA23", "--config", str(replayed))
+    assert code == 1 and "was flown by 2 aircraft" in err and "62-4125" in err and "62-4134" in err
+    assert "Name one by its registration" in err
+    code, _, err = run(capsys, "sightings", "TORA23", "--since", "2026-11-22T00:00:00Z", "--config", str(replayed))
+    assert code == 0, err  # only 62-4134 flew it since then
+    code, _, err = run(capsys, "sightings", "62-4126", "--config", str(replayed))
+    assert code == 1 and "did you mean 62-4125" in err
+    code, _, err = run(capsys, "sightings", "TORA24", "--config", str(replayed))
+    assert code == 1 and "did you mean TORA23" in err
+    code, _, err = run(capsys, "sorties", "TORA23", "--until", "2026-11-20T22:00:00Z", "--config", str(replayed))
+    assert code == 1 and "unknown tail 'TORA23'" in err  # nobody flew it before then
+
+
+def test_shared_options_go_before_or_after_the_command_and_levels_in_any_case(
+    replayed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = run(capsys, "--config", str(replayed), "--log-level", "debug", "sorties", "--format", "json")
+    after = run(capsys, "sorties", "--format", "json", "--config", str(replayed), "--log-level", "warning")
+    assert before[0] == after[0] == 0 and before[1] == after[1] and len(json.loads(before[1])) == 2
+    code, out, _ = run(
+        capsys, "sorties", "--until", "2026-11-20T23:00:00Z", "--config", str(replayed), "--format", "json"
+    )
+    assert code == 0 and [r["callsigns"] for r in json.loads(out)] == [["TORA23"]]
+
+
+def test_demo_data_is_marked_and_removed_for_good(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sightings", "62-4125", "--config", str(replayed), "--format", "json", "--limit", "1")
+    assert code == 0 and json.loads(out)[0]["synthetic"] is True
+    code, out, _ = run(capsys, "demo", "status", "--config", str(replayed))
+    assert code == 0 and out.startswith("synthetic demo data: 2 sorties, 344 sightings; loaded by ingest run")
+    code, out, _ = run(capsys, "demo", "remove", "--config", str(replayed))
+    assert code == 0 and out.startswith("removed the synthetic demo data: 2 sorties, 344 sightings")
+    code, out, _ = run(capsys, "sorties", "--config", str(replayed), "--format", "json")
+    assert json.loads(out) == []
+    code, out, _ = run(capsys, "demo", "status", "--config", str(replayed))
+    assert out.startswith("synthetic demo data: 0 sorties, 0 sightings; removed")

@@ -337,3 +337,30 @@ def test_behind_slow_answers_the_end_still_comes_on_time(
     deadline = datetime.fromisoformat(end["time"]) + timedelta(seconds=GAP_S)
     assert -0.5 < (datetime.now(UTC) - deadline).total_seconds() < 3.0 + 1.2  # plus one answer in flight
     assert (end["sortie_id"], end["end_reason"]) == (start["sortie_id"], "signal_lost")
+
+
+def test_a_7700_held_for_two_polls_publishes_one_emergency_and_a_glitch_none(
+    sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber, write_config: ConfigWriter,
+    daemons: list[Daemon], capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    config = sortie_config(write_config, feed_server, broker)
+    daemons.append(Daemon(config))
+    sky.put("ae01d2", YELLOW_SEA)
+    (start,) = wait_alerts(listener, START, 1)
+    emergency = f"{PREFIX}/sortie/62-4125/emergency"
+    with sky.lock:  # one poll's worth of 7700: a garbled reply or a code dialled through
+        sky.flying["ae01d2"]["squawk"] = "7700"
+    time.sleep(0.3)
+    with sky.lock:
+        sky.flying["ae01d2"]["squawk"] = "4651"
+    time.sleep(1.5)
+    assert alerts(listener.messages, emergency) == []
+    with sky.lock:  # now held
+        sky.flying["ae01d2"]["squawk"] = "7700"
+    (alert,) = wait_alerts(listener, emergency, 1)
+    assert alert["event_id"] == f"{start['sortie_id']}/emergency/1" and alert["event"] == "emergency"
+    assert alert["details"]["squawk"] == "7700" and alert["details"]["emergency"] == "general"
+    time.sleep(1.5)  # still squawking: the same episode, no second alert
+    assert len(alerts(listener.messages, emergency)) == 1
+    (row,) = sorties_json(config, capsys, "62-4125")
+    assert [e["kind"] for e in row["events"]] == ["emergency"]
