@@ -48,7 +48,7 @@ from ingest.export import geojson, sortie_id
 from ingest.models import Sortie
 from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_document
 from ingest.services import AmbiguousTail, Resolved, UnknownTail, daemon_status, latest_positions, resolve_tail
-from ingest.store import Store
+from ingest.store import Store, open_configured
 from ingest.timeutil import iso_z, parse_when
 from ingest.views import feed_row, sortie_dict
 from ingest.watchlist import Watchlist, load_watchlist
@@ -198,7 +198,7 @@ class _Api:
         self.stale_after_s = stale_after_s
 
     def _store(self) -> Store:
-        return Store(self.settings.database.path)
+        return open_configured(self.settings.database, create=False)
 
     def _resolve(
         self, store: Store, tail: str, since: datetime | None = None, until: datetime | None = None

@@ -71,7 +71,11 @@ def _common() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", metavar="KEY=VALUE",
         help="override a setting, e.g. --set database.path=/tmp/x.db or --set feeds.adsb.lol.interval_s=30",
     )  # fmt: skip
-    p.add_argument("--database", type=Path, help="SQLite file (same as --set database.path=...)")
+    p.add_argument(
+        "--database",
+        metavar="PATH|URL",
+        help="SQLite file, or postgresql://user@host/db (same as --set database.path=... or database.url=...)",
+    )
     p.add_argument(
         "--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level"
     )

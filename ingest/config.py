@@ -132,12 +132,36 @@ def _queries(v: tuple[str, ...]) -> str | None:
     return None
 
 
+def _db_url(v: str) -> str | None:
+    if not v:
+        return None
+    scheme, sep, rest = v.partition("://")
+    if scheme == "sqlite" and sep:
+        return None if rest.startswith("/") and len(rest) > 1 else "must be sqlite:///path/to/file.db"
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return "must be sqlite:///path or postgresql://user@host:port/database (empty: database.path)"
+    netloc = rest.split("/", 1)[0]
+    if ":" in netloc.rpartition("@")[0] or "password=" in v:
+        return "must not hold the password: set INGEST_DATABASE_PASSWORD or database.password_file"
+    return None
+
+
+def _pool_size(v: int) -> str | None:
+    return None if 1 <= v <= 64 else "must be between 1 and 64"
+
+
 def _per_request(v: int) -> str | None:
     return None if 1 <= v <= 1000 else "must be between 1 and 1000 (the APIs' list limit)"
 
 
 SECTIONS: dict[str, tuple[Key, ...]] = {
-    "database": (Key("path", "path", Path("data/ingest.db"), "the SQLite file (its folder is created)"),),
+    "database": (
+        Key("path", "path", Path("data/ingest.db"), "the SQLite file (its folder is created), when url is empty"),
+        Key("url", "str", "", "postgresql://user@host:5432/db to use PostgreSQL instead (no password in it)", _db_url),
+        Key("password", "str", "", "only from INGEST_DATABASE_PASSWORD", secret=True, env_only=True),
+        Key("password_file", "str", "", "a file holding the PostgreSQL password", file=True),
+        Key("pool_size", "int", 4, "PostgreSQL connections a process keeps at most", _pool_size),
+    ),
     "area": (
         Key("name", "str", "Korean Peninsula", "shown in output and alerts", _not_empty),
         Key("south", "float", 33.0, "southern edge, degrees", _latitude),
@@ -227,6 +251,14 @@ FEED_KEYS: tuple[Key, ...] = (
 @dataclass(frozen=True, slots=True, eq=False)
 class DatabaseSettings:
     path: Path
+    url: str
+    password: str = field(repr=False)  # from INGEST_DATABASE_PASSWORD, or read from password_file by load()
+    password_file: str
+    pool_size: int
+
+    def where(self) -> str:
+        """What the store opens: the PostgreSQL URL when one is set, else the SQLite path."""
+        return self.url or str(self.path)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -387,6 +419,14 @@ def load(
         raise ConfigError(_cut(unknown, 60), str(cfg_path), "unknown section or key")
     loader.reject_unused()
     sections["mqtt"]["password"] = _mqtt_password(sections["mqtt"], loader.sources)
+    db = sections["database"]
+    if db["url"].startswith("sqlite:"):  # sqlite:///path is database.path by another name
+        path = Path(db["url"][len("sqlite:///") :])
+        from_file = loader.sources["database.url"] == str(cfg_path)
+        db["path"] = cfg_path.parent / path if from_file and not path.is_absolute() else path
+        loader.sources["database.path"] = loader.sources["database.url"]
+        db["url"] = ""
+    db["password"] = _secret(db["password"], db["password_file"], "database.password_file", loader.sources)
     settings = Settings(
         path=cfg_path,
         feeds=feeds,

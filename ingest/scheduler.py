@@ -46,7 +46,7 @@ from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
-from ingest.store import Store
+from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         try:
-            store = Store(self.app.settings.database.path)
+            store = open_configured(self.app.settings.database)
             self._seed(store)
         except BaseException as exc:  # handed to open(), which re-raises it in the main thread
             self._error = exc
@@ -450,7 +450,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     log.info(
         "ingest running: %d feeds (%s), %d watched aircraft, area %s, database %s",
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
-        app.area.name, app.settings.database.path,
+        app.area.name, app.settings.database.where(),
     )  # fmt: skip
     try:
         stop.wait()

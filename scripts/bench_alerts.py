@@ -116,7 +116,7 @@ from ingest.scheduler import (
     run_daemon,
     utc_now,
 )
-from ingest.store import Store, Tracking
+from ingest.store import SqliteStore, Store, Tracking
 from ingest.watchlist import WatchEntry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -816,7 +816,7 @@ def drain_one_shot(scratch: Path, settings: Settings, alerts: Sequence[Alert]) -
 def drain_daemon(scratch: Path, app: App, alerts: Sequence[Alert]) -> Drain:
     """(b) Writer + _start_alerts (AlertRelay woken by PUBACKs + _WriterOutbox), as run_daemon builds them."""
     settings = with_client_id(app.settings, "bench-alerts-daemon", scratch / "daemon.db")
-    store = Store(settings.database.path)
+    store = SqliteStore(settings.database.path)
     try:
         queue_alerts(store, alerts)
     finally:

@@ -64,7 +64,8 @@ from ingest.feeds.readsb import parse_readsb
 from ingest.geo import Area, Projector
 from ingest.models import ParseResult, PollRecord
 from ingest.pipeline import Selection, Selector
-from ingest.store import _INSERT_SIGHTING, Store, sighting_row
+from ingest.store import SqliteStore, Store, sighting_row
+from ingest.store.sql import INSERT_SIGHTING as _INSERT_SIGHTING
 from ingest.timeutil import from_epoch
 from ingest.watchlist import Watchlist, parse_watchlist
 
@@ -299,9 +300,9 @@ def open_bench(scratch: Path, aircraft: int, watched: int) -> tuple[Bench, int]:
     watchlist: Watchlist = parse_watchlist(watchlist_csv(listed), "<bench watchlist>")
     area = Area(AREA_NAME, AREA_SOUTH_DEG, AREA_WEST_DEG, AREA_NORTH_DEG, AREA_EAST_DEG)
     selector = Selector(watchlist, Projector(AREA_CRS), area)
-    store = Store(scratch / "pipeline.db")
+    store = SqliteStore(scratch / "pipeline.db")
     store.sync_watchlist(watchlist)
-    floor_store = Store(scratch / "floor.db")
+    floor_store = SqliteStore(scratch / "floor.db")
     body_bytes = len(jv2_body(ac_json, FIRST_NOW_MS, aircraft))
     return Bench(selector, store, floor_store.conn, ac_json, aircraft), body_bytes
 

@@ -3,7 +3,7 @@
 What it measures (reliability-and-performance.md §2.5, method of the reference bench_sqlite_query.py,
 but on the daemon's own schema: `sightings` WITHOUT ROWID, PRIMARY KEY (hex, ts)):
 
-- Build (first run only): `Store(path)` creates and migrates the database, `Store.sync_watchlist` stores
+- Build (first run only): `SqliteStore(path)` creates and migrates the database, `Store.sync_watchlist` stores
   the 5,000 synthetic tails (plane-alert-db CSV text generated in memory, read by `parse_watchlist`), then
   `--rows` synthetic sightings are loaded with raw `executemany` of store.py's `_INSERT_SIGHTING`
   (INSERT OR IGNORE, 21 columns) on the Store's connection, in transactions of 1,000,000 rows.
@@ -18,7 +18,7 @@ but on the daemon's own schema: `sightings` WITHOUT ROWID, PRIMARY KEY (hex, ts)
   without Store's row-to-dict conversion. p50/p95/max in ms and the mean rows returned.
   `EXPLAIN QUERY PLAN` of the exact SQL Store.sightings ran (captured with a trace callback) shows
   whether it is one PRIMARY KEY range search.
-- `--cold`: as root, `sync` + `echo 1 > /proc/sys/vm/drop_caches`, then a new `Store(path)` and one CLI-path
+- `--cold`: as root, `sync` + `echo 1 > /proc/sys/vm/drop_caches`, then a new `SqliteStore(path)` and one CLI-path
   query, each timed. Without root (or if /proc/sys is read-only, as in most containers) it says so.
   Not timed at all: opening a Store per warm query (the CLI opens one per invocation).
 
@@ -55,7 +55,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from ingest.store import _INSERT_SIGHTING, Store
+from ingest.store import SqliteStore, Store
+from ingest.store.sql import INSERT_SIGHTING as _INSERT_SIGHTING
 from ingest.timeutil import from_epoch, iso_z
 from ingest.watchlist import parse_watchlist
 
@@ -305,7 +306,7 @@ def build(paths: Paths, tails: Sequence[Tail], rows: int) -> dict[str, Any]:
     remove_files(paths)
     check_disk(paths.db.parent, rows)
     print(f"building {paths.db} with {rows:,} sightings ...", flush=True)
-    store = Store(paths.db)
+    store = SqliteStore(paths.db)
     try:
         t0 = perf_counter()
         store.sync_watchlist(parse_watchlist(watchlist_csv(tails), "<bench watchlist>"))
@@ -422,7 +423,7 @@ def cold_query(db: Path, tail: Tail) -> list[str]:
         return [f"cold: skipped ({why_not}); a 'cold' figure would really be warm"]
     after_mb = meminfo_cached_mb()
     t0 = perf_counter()
-    store = Store(db)
+    store = SqliteStore(db)
     t1 = perf_counter()
     try:
         rows = cli_path(store)(tail)
@@ -432,7 +433,7 @@ def cold_query(db: Path, tail: Tail) -> list[str]:
     cached = "" if before_mb is None or after_mb is None else f" (page cache {before_mb:,.0f} -> {after_mb:,.0f} MB)"
     return [
         f"cold: OS page cache dropped{cached}",
-        f"  Store(path) open + migration check: {(t1 - t0) * MS_PER_S:.1f} ms",
+        f"  SqliteStore(path) open + migration check: {(t1 - t0) * MS_PER_S:.1f} ms",
         f"  first CLI-path query on it ({tail.registration}): {(t2 - t1) * MS_PER_S:.1f} ms, {rows} rows",
     ]
 
@@ -528,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.extend(cold_query(paths.db, picked[0]))
 
     read_into_os_cache(paths.db)
-    store = Store(paths.db)
+    store = SqliteStore(paths.db)
     try:
         sql, plan = query_plan(store, picked[0])
         for t in tails[:WARMUP_QUERIES]:

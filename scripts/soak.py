@@ -57,7 +57,7 @@ from ingest.app import build_app
 from ingest.config import load
 from ingest.feeds.transport import Fetcher
 from ingest.pipeline import FeedJob
-from ingest.store import Store
+from ingest.store import SqliteStore, Store
 from ingest.timeutil import from_epoch
 from tests.conftest import REPO, render_config
 
@@ -284,7 +284,7 @@ def run(hours: float, seed: int, workdir: Path) -> dict[str, Any]:
 def _drive(config: Path, db: Path, hours: float, sim_now: Any, seed: int, watched: list[str]) -> dict[str, Any]:
     settings = load(config, environ={})
     app = build_app(settings)
-    store = Store(db)
+    store = SqliteStore(db)
     store.sync_watchlist(app.watchlist)
     size_start = checkpointed_size(db)
     tracker = make_tracker(settings, store, app.watchlist)

@@ -44,7 +44,9 @@ def settings(args: argparse.Namespace, *, log: bool = True, **more: str) -> Sett
             raise ConfigError("--set", "the command line", "each --set must look like section.key=value")
         overrides[key.strip()] = value
     if args.database is not None:
-        overrides["database.path"] = str(args.database)
+        # A URL names a PostgreSQL database, anything else a SQLite file.
+        key = "database.url" if "://" in args.database and not args.database.startswith("sqlite:") else "database.path"
+        overrides[key] = args.database.removeprefix("sqlite:///") if key == "database.path" else args.database
     if args.log_level:
         overrides["daemon.log_level"] = args.log_level
     overrides.update(more)
@@ -75,9 +77,9 @@ def setup_logging(level: str) -> None:
 
 def open_store(s: Settings, *, create: bool) -> Store:
     """The database; read commands pass create=False, so a mistyped path is an error, not an empty file."""
-    from ingest.store import Store
+    from ingest.store import open_configured
 
-    return Store(s.database.path, create=create)
+    return open_configured(s.database, create=create)
 
 
 def watchlist_loader(s: Settings) -> Callable[[], Watchlist]:

@@ -42,7 +42,7 @@ def _selected(args: argparse.Namespace) -> tuple[Settings, Tracks, str, list[Hap
         if wanted is not None:
             found = store.sortie(wanted)
             if found is None:
-                raise IngestError(f"no sortie {wanted!r} in {s.database.path}")
+                raise IngestError(f"no sortie {wanted!r} in {s.database.where()}")
             sorties, subject = [found], wanted
         elif _ALMOST_SORTIE_ID.match(args.target.strip()):
             raise _Usage(f"{args.target!r} is not a sortie id: they look like ae01d2-20261120T225558Z (ending in Z)")

@@ -21,7 +21,7 @@ from ingest.api import ApiError, ApiServer, _encode_cursor, serve
 from ingest.cli import main
 from ingest.config import load
 from ingest.models import FeedHealth
-from ingest.store import Store, Tracking
+from ingest.store import SqliteStore, Tracking
 from tests.conftest import REPO, SMALL_WATCHLIST, ConfigWriter, aircraft, envelope, render_config
 from tests.integration.conftest import FeedServer, Reply, free_port
 
@@ -279,7 +279,7 @@ def health_server(config: Path, stale_after_s: float = 300) -> ApiServer:
 
 
 def _save_health(config: Path, health: FeedHealth) -> None:
-    store = Store(config.parent / "ingest.db")
+    store = SqliteStore(config.parent / "ingest.db")
     try:
         with store.atomic():
             store._save_health(health)
@@ -386,7 +386,7 @@ def test_a_tail_may_be_a_callsign_or_any_spelling_and_an_ambiguous_one_is_409(
     r = get(api, "/api/sightings/TORA24")
     assert r.status_code == 404 and "did you mean TORA23" in r.json()["error"]
     # Another aircraft that flew as TORA23 makes the callsign ambiguous: 409 with the candidates.
-    store = Store(load(demo_config, environ={}).database.path)
+    store = SqliteStore(load(demo_config, environ={}).database.path)
     try:
         other = replace(store.sorties()[0], sortie_id="ae01ce-20261122T230000Z", key="62-4134", hex_icao="ae01ce",
                         registration="62-4134", synthetic=False)  # fmt: skip

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ingest.cli import build_parser, main
-from ingest.store import Store
+from ingest.store import SqliteStore
 from tests.conftest import REPO, ConfigWriter, aircraft, envelope
 
 pytestmark = pytest.mark.integration
@@ -136,7 +136,7 @@ def test_watched_tail_never_seen_is_an_empty_answer(
     code, _, err = run(capsys, "sightings", "62-4134", "--config", str(config), "--format", "json")
     assert code == 1 and err.startswith("ingest: error: no database at ")  # never created by a read command
     assert not (config.parent / "ingest.db").exists()
-    Store(config.parent / "ingest.db").close()
+    SqliteStore(config.parent / "ingest.db").close()
     code, out, _ = run(capsys, "sightings", "62-4134", "--config", str(config), "--format", "json")
     assert code == 0 and json.loads(out) == []
 

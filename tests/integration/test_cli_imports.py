@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.store import Store
+from ingest.store import SqliteStore
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def loaded(*argv: str) -> tuple[int, set[str]]:
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("imports") / "ingest.db"
-    Store(path).close()
+    SqliteStore(path).close()
     return path
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ingest.store import Store
+from ingest.store import SqliteStore
 from tests.conftest import REPO, T0, ConfigWriter, aircraft, envelope
 from tests.integration.conftest import Daemon, FeedServer, Reply, free_port
 from tests.integration.drip import StartServer, drip_headers
@@ -196,7 +196,7 @@ def test_serve_answers_until_sigterm(write_config: ConfigWriter, tmp_path: Path)
         timeout=30,
     )  # fmt: skip
     assert refused.returncode == 1 and refused.stderr.startswith("ingest: error: no database at ")
-    Store(tmp_path / "ingest.db").close()
+    SqliteStore(tmp_path / "ingest.db").close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingest", "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,

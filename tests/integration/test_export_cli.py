@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ingest.cli import main
-from ingest.store import Store
+from ingest.store import SqliteStore
 from tests.conftest import SMALL_WATCHLIST, ConfigWriter, render_config, two_sorties_recording
 from tests.unit.test_export import validate_geojson
 
@@ -39,7 +39,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[
         )
     )  # fmt: skip
     assert main(["replay", "--config", str(config), str(DEMO)]) == 0
-    store = Store(base / "ingest.db")
+    store = SqliteStore(base / "ingest.db")
     try:
         found = store.sortie(TORA)
         assert found is not None

@@ -16,7 +16,7 @@ from ingest.cli import main
 from ingest.config import load
 from ingest.feeds.hosts import KNOWN_HOSTS, HostLimit
 from ingest.feeds.transport import Fetcher
-from ingest.store import Store
+from ingest.store import SqliteStore
 from tests.conftest import ConfigWriter, aircraft, envelope
 from tests.integration.conftest import Daemon, FeedServer, Reply
 
@@ -46,7 +46,7 @@ def test_feeds_shows_ok_degraded_parked_disabled_and_never_polled(
     capsys.readouterr()
     assert main(["feeds", "--config", str(config)]) == 1  # a read command: it never creates the database
     assert "no database at" in capsys.readouterr().err
-    Store(config.parent / "ingest.db").close()
+    SqliteStore(config.parent / "ingest.db").close()
     before = feeds_json(config, capsys)
     assert before["good"]["state"] == "never polled" and before["off"]["state"] == "disabled"
 

@@ -29,7 +29,7 @@ from ingest.feeds.transport import Response
 from ingest.geo import Area
 from ingest.models import Observation, ParseResult, Rejected
 from ingest.pipeline import poll_feed
-from ingest.store import Store
+from ingest.store import SqliteStore
 from ingest.tracker import Tracker
 from ingest.watchlist import WatchEntry, Watchlist
 from tests.conftest import ConfigWriter
@@ -332,7 +332,7 @@ def test_a_receiver_clock_stepped_back_an_hour_keeps_positions_stored(
     app = build_app(load(path, {}, {}))
     (feed,) = app.feeds
     assert isinstance(feed, SbsFeed)
-    store = Store(path.parent / "ingest.db")
+    store = SqliteStore(path.parent / "ingest.db")
     tracker = Tracker(app.settings, store)
     stored = 0
 
@@ -350,7 +350,7 @@ def test_a_receiver_clock_stepped_back_an_hour_keeps_positions_stored(
     finally:
         feed.stop()
         store.close()
-    store = Store(path.parent / "ingest.db")
+    store = SqliteStore(path.parent / "ingest.db")
     try:
         ae01d2 = store.sightings(["ae01d2"])
         k71f00d = store.sightings(["71f00d"])

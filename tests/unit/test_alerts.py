@@ -13,7 +13,7 @@ from ingest.alerts.messages import alert, payload, tail_segment, topic
 from ingest.alerts.outbox import FAILED_RETRY_S, OutboxRelay
 from ingest.errors import StoreError
 from ingest.models import Alert, Fix, Sortie, SortieEvent
-from ingest.store import Store, Tracking
+from ingest.store import SqliteStore, Store, Tracking
 
 T0 = datetime(2026, 11, 20, 22, 56, tzinfo=UTC)
 
@@ -107,7 +107,7 @@ class Clock:
 
 
 def store_with_alerts(tmp_path: Path, n: int) -> Store:
-    store = Store(tmp_path / "db.sqlite")
+    store = SqliteStore(tmp_path / "db.sqlite")
     store.save_tracking(Tracking(alerts=[Alert(f"e{i}", f"t/{i}", f'{{"i":{i}}}') for i in range(n)]))
     return store
 

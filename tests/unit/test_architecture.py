@@ -14,8 +14,10 @@ PACKAGE = Path(__file__).parents[2] / "ingest"
 OWNERS = {
     "requests": {"feeds/transport.py"},
     "urllib3": {"feeds/transport.py"},
-    "sqlite_utils": {"schema.py"},
-    "sqlite3": {"store.py", "schema.py"},
+    "sqlite_utils": {"store/sqlite_schema.py"},
+    "sqlite3": {"store/sqlite.py", "store/sqlite_schema.py"},
+    "psycopg": {"store/postgres.py"},
+    "psycopg_pool": {"store/postgres.py"},
     "paho": {"alerts/mqtt.py"},
     "pyproj": {"geo.py"},
     "apscheduler": {"scheduler.py"},

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ingest.errors import StoreError
 from ingest.models import Fix, PollRecord, Sighting, Sortie
-from ingest.store import Store, Tracking, applied_migrations
+from ingest.store import SqliteStore, Store, Tracking
+from ingest.store.sqlite import applied_migrations
 from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
 
@@ -37,7 +38,7 @@ def sighting(
 
 
 def open_store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "sub" / "ingest.db")
+    store = SqliteStore(tmp_path / "sub" / "ingest.db")
     store.sync_watchlist(parse_watchlist(SMALL_WATCHLIST.read_text()))
     return store
 
@@ -53,7 +54,7 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
         "0005_daemons_synthetic",
     ]
     store.close()
-    again = Store(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
+    again = SqliteStore(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
     assert applied_migrations(again.conn) == [
         "0001_initial",
         "0002_sorties_and_outbox",
@@ -161,7 +162,7 @@ def test_sortie_and_its_track(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_truncates_a_wal_that_busy_readers_let_grow(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("ingest.store.WAL_LIMIT_BYTES", 256 * 1024)
+    monkeypatch.setattr("ingest.store.sqlite.WAL_LIMIT_BYTES", 256 * 1024)
     store = open_store(tmp_path)
     reader = sqlite3.connect(tmp_path / "sub" / "ingest.db")
     reader.execute("BEGIN")
@@ -199,8 +200,8 @@ def test_a_write_error_is_one_store_error(tmp_path: Path) -> None:
 
 
 def test_the_store_knows_every_migration_the_schema_applies() -> None:
-    from ingest import schema
-    from ingest.store import MIGRATIONS
+    from ingest.store import sqlite_schema as schema
+    from ingest.store.sqlite import MIGRATIONS
 
     assert list(MIGRATIONS) == schema.names()
 
@@ -209,7 +210,7 @@ def test_a_read_command_s_store_does_not_create_a_missing_database(tmp_path: Pat
     from ingest.store import DatabaseMissing
 
     try:
-        Store(tmp_path / "no" / "such.db", create=False)
+        SqliteStore(tmp_path / "no" / "such.db", create=False)
     except DatabaseMissing as exc:
         assert "no database at" in str(exc) and "ingest run" in str(exc)
     else:

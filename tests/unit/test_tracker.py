@@ -14,7 +14,7 @@ from ingest.config import load
 from ingest.errors import FeedUnavailable, StoreError
 from ingest.models import PollRecord
 from ingest.pipeline import PollOutcome
-from ingest.store import Store
+from ingest.store import SqliteStore, Store
 from ingest.tracker import Tracker
 from tests.conftest import INSIDE, T0, ConfigWriter, observation
 
@@ -58,7 +58,7 @@ def steps(lo: float, hi: float) -> list[float]:
 
 
 def test_a_feed_outage_longer_than_gap_s_does_not_split_the_flight(app: App, tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     assert run(tracker, store, app, steps(0, 100)) == []
     assert tracker.detector.open_sorties()[0].sortie_id == "ae01d2-20261120T230000Z"
@@ -69,7 +69,7 @@ def test_a_feed_outage_longer_than_gap_s_does_not_split_the_flight(app: App, tmp
 
 
 def test_with_the_aircraft_gone_the_end_comes_after_gap_s_of_covered_time(app: App, tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     run(tracker, store, app, steps(0, 100))  # last sighting at 95
     assert run(tracker, store, app, steps(100, 400), failed=True) == []
@@ -81,13 +81,13 @@ def test_with_the_aircraft_gone_the_end_comes_after_gap_s_of_covered_time(app: A
 
 
 def test_a_restart_in_the_middle_of_an_outage_rebuilds_covered_time_from_the_store(app: App, tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     run(tracker, store, app, steps(0, 100))
     run(tracker, store, app, steps(100, 200), failed=True)
     store.close()
     # The daemon stopped at 200 and came back at 500: 5 minutes that nobody covered (max_blind_s is 10).
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     assert tracker.check(store, at(500)) == ()  # decided at once on start-up: nothing is due
     assert run(tracker, store, app, steps(500, 550)) == []
@@ -95,7 +95,7 @@ def test_a_restart_in_the_middle_of_an_outage_rebuilds_covered_time_from_the_sto
 
 
 def test_a_write_that_failed_does_not_count_as_coverage(app: App, tmp_path: Path) -> None:
-    class FullDisk(Store):
+    class FullDisk(SqliteStore):
         full = False
 
         def save_poll(self, *args: Any, **kwargs: Any) -> int:
@@ -116,7 +116,7 @@ def test_a_write_that_failed_does_not_count_as_coverage(app: App, tmp_path: Path
 
 
 def test_blind_for_max_blind_s_ends_no_coverage(app: App, tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     run(tracker, store, app, steps(0, 100))
     assert tracker.check(store, at(95 + 590)) == ()
@@ -136,14 +136,14 @@ def test_a_restart_in_the_middle_of_an_orbit_neither_loses_nor_repeats_it(
     config = write_config([], mqtt={"enabled": True})
     app = build_app(load(config, environ={}))
     cut = datetime.fromisoformat(f"2026-11-21T{split}Z")
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     restarted = False
     for out in replay_file(DEMO, "replay", app.selector, lambda: datetime.now(UTC)):
         out.synthetic = False  # the demo's flights, as if they were real: real data alerts
         if out.record.started_at >= cut and not restarted:
             store.close()  # the daemon stops here and starts again
-            store = Store(tmp_path / "t.db")
+            store = SqliteStore(tmp_path / "t.db")
             tracker = Tracker(app.settings, store, watchlist=app.watchlist)
             restarted = True
         tracker.save_poll(store, out, out.record.started_at)
@@ -165,7 +165,7 @@ def test_the_synthetic_demo_is_stored_as_such_and_never_alerts_nor_touches_real_
     from ingest.pipeline import replay_file
 
     app = build_app(load(write_config([], mqtt={"enabled": True}), environ={}))
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     tracker = Tracker(app.settings, store, watchlist=app.watchlist)
     for out in replay_file(DEMO, "replay", app.selector, lambda: datetime.now(UTC)):
         assert out.synthetic

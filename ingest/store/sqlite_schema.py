@@ -1,9 +1,9 @@
 """The SQLite schema: every migration, applied in order by sqlite-utils' Migrations. The only importer of
 sqlite_utils.
 
-store.py opens databases with the standard library's sqlite3 alone and imports this module only when a
+sqlite.py opens databases with the standard library's sqlite3 alone and imports this module only when a
 database lacks a migration (a new or older file): sqlite_utils imports numpy when it can, which would
-cost every read command a fifth of a second (scripts/bench_cli.py). `store.MIGRATIONS` names what this
+cost every read command a fifth of a second (scripts/bench_cli.py). `sqlite.MIGRATIONS` names what this
 module applies; a test keeps the two in step.
 """
 

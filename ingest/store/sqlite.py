@@ -1,0 +1,165 @@
+"""The SQLite backend: one file, the standard library's sqlite3 (sqlite_schema.py holds the migrations, with
+sqlite-utils, and loads only when one is due), and the queries of sql.py.
+
+- WAL is set once (it persists in the file); `synchronous=NORMAL` and a busy timeout on every
+  connection: no committed transaction is lost on a process crash.
+- `sightings` is WITHOUT ROWID with PRIMARY KEY (hex, ts): a tail's time range is one primary-key range
+  scan (1.0 ms p50 for the bare SELECT of a day of one tail at 1e7 rows: scripts/bench_query.py).
+- A SqliteStore belongs to the thread that opened it (sqlite3's check_same_thread); the daemon writes from
+  one writer thread, readers open their own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import StoreError
+from ingest.store.base import DatabaseMissing
+from ingest.store.sql import SqlStore
+
+BUSY_TIMEOUT_MS = 5_000
+# The WAL is truncated back to this size whenever SQLite restarts it, and a checkpoint that finds it
+# larger truncates it (with readers busy it would only grow: tests/unit/test_store.py).
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
+# Every migration the schema has (sqlite_schema.py applies them; a test keeps the two lists equal).
+MIGRATIONS = (
+    "0001_initial", "0002_sorties_and_outbox", "0003_feed_state", "0004_coverage_happenings_airports",
+    "0005_daemons_synthetic",
+)  # fmt: skip
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class SqliteStore(SqlStore):
+    """One connection to the SQLite file, migrated on open. `create=False` (the read commands) refuses a
+    file that does not exist instead of creating an empty database (and its folders) there."""
+
+    backend = "sqlite"
+    GREATEST = "max"
+    _db_errors = (sqlite3.Error,)
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        self._savepoints: list[str] = []
+        self.commits = 0
+        memory = str(path) == ":memory:"
+        if not create and not memory and not path.is_file():
+            raise DatabaseMissing(path)
+        if not memory:
+            _check_is_sqlite(path)
+        try:
+            if not memory:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: transactions are atomic()'s, explicit, as sqlite-utils' are.
+            self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            if not memory and self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            if applied_migrations(self.conn) != list(MIGRATIONS):
+                from ingest.store import sqlite_schema  # sqlite_utils loads only for a new or older file
+
+                sqlite_schema.apply(self.conn)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- the primitives sql.py runs on -------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _described(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        before = self.conn.total_changes
+        self.conn.executemany(sql, rows)
+        return self.conn.total_changes - before
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction (a savepoint when nested), committed on success, rolled back on any error."""
+        conn = self.conn
+        if conn.in_transaction:
+            name = f"ingest_{len(self._savepoints)}"
+            self._savepoints.append(name)
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            else:
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            finally:
+                self._savepoints.pop()
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self.commits += 1
+
+    # -- the WAL ---------------------------------------------------------------------------------------
+
+    def wal_bytes(self) -> int:
+        """The size of the write-ahead log file (0 when there is none)."""
+        try:
+            return Path(f"{self.path}-wal").stat().st_size
+        except OSError:
+            return 0
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL into the database without waiting for readers (PASSIVE); when the WAL has grown past
+        WAL_LIMIT_BYTES, wait briefly for readers and truncate it. Returns (WAL bytes before, after)."""
+        before = self.wal_bytes()
+        mode = "TRUNCATE" if before > WAL_LIMIT_BYTES else "PASSIVE"
+        with self._writing("checkpoint the WAL"):
+            self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        return before, self.wal_bytes()
+
+
+def _check_is_sqlite(path: Path) -> None:
+    """Refuse a file that exists and is not an SQLite database: opening it would make it one."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot open the database {path}: {exc.strerror or exc}") from exc
+    if head and head != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database (left untouched)")
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations this database has, in the order they were applied."""
+    try:
+        rows = conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'ingest' ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # no such table: a new database
+        return []
+    return [name for (name,) in rows]
