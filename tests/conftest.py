@@ -8,7 +8,7 @@ config/WATCHLIST-LICENSE.md): RC-135W 62-4125 (ae01d2), RC-135W 62-4134 (ae01ce)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,3 +133,17 @@ def write_config(tmp_path: Path) -> ConfigWriter:
         return path
 
     return write
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a test's database lives, once per backend: a new SQLite file's path, or the URL of a new
+    PostgreSQL database (tests/pg.py: skipped with a line saying how to run it when no server answers, and
+    failed under CI=true). The same test then checks the same behaviour on both."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "sub" / "ingest.db")
+        return
+    from tests.pg import fresh_database
+
+    with fresh_database() as url:
+        yield url

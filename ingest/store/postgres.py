@@ -96,6 +96,19 @@ def close_pools() -> None:
         _POOLS.clear()
 
 
+def close_pool(url: str) -> None:
+    """Close the pools on the database `url` names (before it is dropped, say)."""
+    wanted = _target(url)
+    with _POOLS_LOCK:
+        for conninfo in [c for c in _POOLS if _target(c) == wanted]:
+            _POOLS.pop(conninfo).close()
+
+
+def _target(conninfo: str) -> tuple[str | None, str | None, str | None]:
+    params = pg_conninfo.conninfo_to_dict(conninfo)
+    return params.get("host"), str(params.get("port") or 5432), params.get("dbname")
+
+
 class PostgresStore(SqlStore):
     """A handle on the process's pool for one database."""
 

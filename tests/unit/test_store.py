@@ -1,5 +1,6 @@
-"""The SQLite store on a real file: schema and migrations, de-duplication, learnt hexes, tail queries and
-the query plan that keeps them fast on ten million rows."""
+"""The store on a real database: de-duplication, learnt hexes, tail queries, sorties and the outbox on both
+backends (the `database` fixture: a SQLite file and a PostgreSQL database); SQLite's own schema, WAL and
+query plan. PostgreSQL's own (partitions, migrations, the password): test_store_postgres.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from ingest.errors import StoreError
 from ingest.models import Fix, PollRecord, Sighting, Sortie
 from ingest.store import SqliteStore, Store, Tracking
+from ingest.store import open_store as any_store
 from ingest.store.sqlite import applied_migrations
 from ingest.watchlist import parse_watchlist
 from tests.conftest import SMALL_WATCHLIST, observation
@@ -37,8 +39,9 @@ def sighting(
     return Sighting(obs, reg, "R135", 759_739.9, 1_892_465.7)
 
 
-def open_store(tmp_path: Path) -> Store:
-    store = SqliteStore(tmp_path / "sub" / "ingest.db")
+def open_store(where: Path | str) -> Store:
+    """The store at `where`: a tmp_path (a SQLite file under it) or the `database` fixture's location."""
+    store = SqliteStore(where / "sub" / "ingest.db") if isinstance(where, Path) else any_store(where)
     store.sync_watchlist(parse_watchlist(SMALL_WATCHLIST.read_text()))
     return store
 
@@ -66,8 +69,8 @@ def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
     again.close()
 
 
-def test_same_hex_and_second_is_stored_once(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_same_hex_and_second_is_stored_once(database: str) -> None:
+    store = open_store(database)
     assert store.save_poll(RECORD, [sighting(), sighting(at=T0 + timedelta(milliseconds=400))]) == 1
     assert store.save_poll(RECORD, [sighting(feed="b")]) == 0
     assert store.save_poll(RECORD, [sighting(at=T0 + timedelta(seconds=1))]) == 1
@@ -78,15 +81,15 @@ def test_same_hex_and_second_is_stored_once(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_poll_can_skip_its_record(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_a_poll_can_skip_its_record(database: str) -> None:
+    store = open_store(database)
     assert store.save_poll(RECORD, [sighting()], record_poll=False) == 1
     assert store.feed_polls() == []
     store.close()
 
 
-def test_find_aircraft_by_registration_any_case_and_by_hex(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_find_aircraft_by_registration_any_case_and_by_hex(database: str) -> None:
+    store = open_store(database)
     by_reg = store.find_aircraft("62-4125")
     assert by_reg is not None and by_reg.hexes == ("ae01d2",) and by_reg.icao_type == "R135"
     assert store.find_aircraft("AE01D2") == by_reg
@@ -94,8 +97,8 @@ def test_find_aircraft_by_registration_any_case_and_by_hex(tmp_path: Path) -> No
     store.close()
 
 
-def test_a_new_hex_for_a_watched_registration_is_learnt(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_a_new_hex_for_a_watched_registration_is_learnt(database: str) -> None:
+    store = open_store(database)
     store.save_poll(RECORD, [sighting("ae7777")])
     aircraft = store.find_aircraft("62-4125")
     assert aircraft is not None and aircraft.hexes == ("ae01d2", "ae7777")
@@ -105,8 +108,8 @@ def test_a_new_hex_for_a_watched_registration_is_learnt(tmp_path: Path) -> None:
     store.close()
 
 
-def test_since_until_limit(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_since_until_limit(database: str) -> None:
+    store = open_store(database)
     store.save_poll(RECORD, [sighting(at=T0 + timedelta(minutes=m), lat=30 + m) for m in range(10)])
     rows = store.sightings(("ae01d2",), since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=7), limit=3)
     assert [r["lat"] for r in rows] == [35, 36, 37]  # the latest three in range, oldest first
@@ -131,8 +134,8 @@ def test_tail_query_is_an_index_range_scan(tmp_path: Path) -> None:
     assert "SCAN sightings" not in plan
 
 
-def test_sortie_and_its_track(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_sortie_and_its_track(database: str) -> None:
+    store = open_store(database)
     store.save_poll(RECORD, [sighting(at=T0 + timedelta(minutes=m), lat=30 + m) for m in range(6)])
     first, last = (
         Fix(T0 + timedelta(minutes=1), 31, 124.8, 31000, "TORA23", "a"),
