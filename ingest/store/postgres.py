@@ -104,9 +104,9 @@ def close_pool(url: str) -> None:
             _POOLS.pop(conninfo).close()
 
 
-def _target(conninfo: str) -> tuple[str | None, str | None, str | None]:
+def _target(conninfo: str) -> tuple[str, str, str]:
     params = pg_conninfo.conninfo_to_dict(conninfo)
-    return params.get("host"), str(params.get("port") or 5432), params.get("dbname")
+    return str(params.get("host")), str(params.get("port") or 5432), str(params.get("dbname"))
 
 
 class PostgresStore(SqlStore):
