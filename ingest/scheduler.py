@@ -37,7 +37,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ingest import __version__
+from ingest import __version__, lead
 from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
 from ingest.app import App
@@ -45,6 +45,7 @@ from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
+from ingest.lead import Shared, Solo
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
@@ -75,7 +76,7 @@ class Writer(threading.Thread):
         super().__init__(name="ingest-writer", daemon=True)
         self.app = app
         self.clock = clock
-        self.tracker: Tracker | None = None  # built in the writer thread, with the Store
+        self.sorter: Solo | Shared | None = None  # built in the writer thread, with the Store
         self.on_alerts: Callable[[], None] = lambda: None  # the relay's wake-up, once there is one
         self.on_change: Callable[[], None] = lambda: None  # the sortie clock's wake-up
         self._queue: queue.Queue[tuple[Callable[[Store], Any], Future[Any]] | None] = queue.Queue()
@@ -85,7 +86,7 @@ class Writer(threading.Thread):
         self._failed_writes = 0
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
         self._next_beat = time.monotonic()
-        self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.daemon_id = lead.daemon_id()
 
     def open(self) -> None:
         """Start the thread and wait until the database is open, migrated and seeded; re-raise failures."""
@@ -137,6 +138,8 @@ class Writer(threading.Thread):
                         future.set_result(result)
         finally:
             self._beat(store, stopped=True)
+            if self.sorter is not None:
+                self.sorter.close(store)  # another daemon takes the leadership at once
             store.close()
 
     def _get(self) -> Any:
@@ -189,10 +192,15 @@ class Writer(threading.Thread):
     def _seed(self, store: Store) -> None:
         settings = self.app.settings
         store.sync_watchlist(self.app.watchlist)
-        self.tracker = tracker = Tracker(
-            settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist
-        )
-        tracker.on_change = lambda: self.on_change()
+
+        def make_tracker(store: Store, covers: dict[str, tuple[frozenset[str], float]]) -> Tracker:
+            tracker = Tracker(
+                settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist, covers=covers
+            )
+            tracker.on_change = lambda: self.on_change()
+            return tracker
+
+        self.sorter = sorter = lead.sorter(settings, store, self.daemon_id, make_tracker)
         removed = store.demo_removed()
         for path in settings.replay.on_start:
             stored = responses = synthetic = 0
@@ -201,8 +209,7 @@ class Writer(threading.Thread):
                 if outcome.synthetic and removed:
                     continue  # `ingest demo remove` ran: the demo stays out
                 # Replayed data runs on its own clock: the recording's time, not ours.
-                stored += tracker.save_poll(store, outcome, outcome.record.started_at, record_poll=False)
-                tracker.check(store, outcome.record.started_at)
+                stored += sorter.save_replayed(store, outcome)
                 responses += 1
             if synthetic and removed:
                 log.info("not replaying %s: its synthetic demo data was removed (ingest demo remove)", path)
@@ -216,21 +223,28 @@ class Writer(threading.Thread):
         """Store a poll's outcome, with its sortie changes and alerts, in the writer thread."""
 
         def save(store: Store) -> int:
-            assert self.tracker is not None
-            return self.tracker.save_poll(store, outcome, self.clock())
+            assert self.sorter is not None
+            stored = self.sorter.save(store, outcome, self.clock())
+            if self.sorter.shared:
+                self.on_change()  # the leader (maybe us) tracks it from the stream: look at once
+            return stored
 
         return self.submit(save)
 
     def check_sorties(self) -> Future[datetime | None]:
-        """End the sorties whose time has come; returns the next deadline (None: no open sortie)."""
+        """End the sorties whose time has come (as the leader, when several daemons share the database,
+        first tracking every poll stored since); returns the next deadline (None: none)."""
 
         def check(store: Store) -> datetime | None:
-            assert self.tracker is not None
-            now = self.clock()
-            self.tracker.check(store, now)
-            return self.tracker.next_deadline(now)
+            assert self.sorter is not None
+            return self.sorter.check(store, self.clock())
 
         return self.submit(check)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this daemon detects sorties and relays alerts (always, alone on its database)."""
+        return self.sorter is not None and self.sorter.leading
 
 
 _CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat
@@ -241,11 +255,15 @@ class SortieClock(threading.Thread):
     """Ends sorties on time: checks at the earliest deadline the tracker gives, at the latest every
     `max_wait_s`, and at once when sorties changed. Its own thread, so slow polls never delay an end."""
 
-    def __init__(self, writer: Writer, clock: Clock, max_wait_s: float) -> None:
+    def __init__(
+        self, writer: Writer, clock: Clock, max_wait_s: float, on_leading: Callable[[bool], None] = lambda _: None
+    ) -> None:
         super().__init__(name="ingest-sorties", daemon=True)
         self.writer = writer
         self.clock = clock
         self.max_wait_s = max_wait_s
+        self.on_leading = on_leading  # told when this daemon starts or stops leading (in this thread)
+        self._leading = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
 
@@ -271,6 +289,9 @@ class SortieClock(threading.Thread):
                 wait_s = self.max_wait_s
                 if deadline is not None:
                     wait_s = min(wait_s, (deadline - self.clock()).total_seconds())
+            if self.writer.leading != self._leading:
+                self._leading = not self._leading
+                self.on_leading(self._leading)
             self._wake.wait(max(_CHECK_FLOOR_S, wait_s))
 
 
@@ -390,16 +411,41 @@ def deliver_pending(settings: Settings, store: Store, clock: Clock, timeout_s: f
         publisher.stop()
 
 
-def _start_alerts(settings: Settings, writer: Writer, clock: Clock) -> tuple[MqttPublisher | None, AlertRelay | None]:
-    if not settings.mqtt.enabled:
-        return None, None
-    wake = threading.Event()  # set by new alerts in the outbox and by every PUBACK
-    publisher = MqttPublisher(mqtt_options(settings), on_ack=wake.set)
-    publisher.start()
-    relay = AlertRelay(OutboxRelay(_WriterOutbox(writer), publisher, clock), wake)
-    writer.on_alerts = relay.wake
-    relay.start()
-    return publisher, relay
+class Alerts:
+    """The MQTT publisher and the outbox relay, run while this daemon leads (always, alone on its
+    database; several daemons on one: only the leader relays, so each alert is published by one)."""
+
+    def __init__(self, settings: Settings, writer: Writer, clock: Clock) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.clock = clock
+        self.publisher: MqttPublisher | None = None
+        self.relay: AlertRelay | None = None
+
+    def lead(self, leading: bool) -> None:
+        if leading:
+            self.start()
+        else:
+            self.stop(0.0)  # the new leader publishes what is pending; we stop at once
+
+    def start(self) -> None:
+        if not self.settings.mqtt.enabled or self.relay is not None:
+            return
+        wake = threading.Event()  # set by new alerts in the outbox and by every PUBACK
+        self.publisher = MqttPublisher(mqtt_options(self.settings), on_ack=wake.set)
+        self.publisher.start()
+        self.relay = AlertRelay(OutboxRelay(_WriterOutbox(self.writer), self.publisher, self.clock), wake)
+        self.writer.on_alerts = self.relay.wake
+        self.relay.start()
+
+    def stop(self, flush_s: float) -> None:
+        """Publish what is pending for up to `flush_s`, then disconnect."""
+        if self.relay is None or self.publisher is None:
+            return
+        self.writer.on_alerts = lambda: None
+        self.relay.stop(flush_s)
+        self.publisher.stop()
+        self.relay = self.publisher = None
 
 
 def _final_check(writer: Writer) -> None:
@@ -417,7 +463,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     """Poll every feed on its interval until `stop` is set; returns the exit code."""
     writer = Writer(app, clock)
     writer.open()
-    publisher, relay = _start_alerts(app.settings, writer, clock)
+    alerts = Alerts(app.settings, writer, clock)
     scheduler = BackgroundScheduler(
         timezone=UTC,
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(app.feeds)))},
@@ -442,7 +488,10 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
             coalesce=True,
             misfire_grace_time=max(1, int(interval_s)),
         )
-    sortie_clock = SortieClock(writer, clock, app.settings.sorties.check_interval_s)
+    max_wait_s = app.settings.sorties.check_interval_s
+    if writer.sorter is not None and writer.sorter.shared:
+        max_wait_s = min(max_wait_s, lead.FOLLOW_EVERY_S)  # follow the other daemons' polls; try to lead
+    sortie_clock = SortieClock(writer, clock, max_wait_s, on_leading=alerts.lead)
     writer.on_change = sortie_clock.wake
     sortie_clock.start()  # its first check decides at once the sorties whose time ran out while we were down
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
@@ -461,9 +510,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     finally:
         sortie_clock.stop()
         _final_check(writer)
-        if relay is not None and publisher is not None:
-            relay.stop(_FLUSH_ON_STOP_S)
-            publisher.stop()
+        alerts.stop(_FLUSH_ON_STOP_S)
         for stream in streams:
             stream.stop()
         writer.close()

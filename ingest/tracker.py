@@ -20,7 +20,7 @@ import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from ingest.detect.sorties import Locate, SortieDetector, Update
 from ingest.models import Alert, Place, Sighting, Sortie, SortieEvent
 from ingest.pipeline import PollOutcome
 from ingest.store import Store, Tracking
+from ingest.stream import Entry
 from ingest.timeutil import from_epoch, iso_z
 from ingest.watchlist import Watchlist, normalise_registration
 
@@ -89,6 +90,28 @@ def feed_covers(settings: Settings) -> dict[str, FeedCover]:
 _RECORDING = FeedCover(frozenset({ALL}), REPLAY_BOUND_S)
 
 
+def recording_cover() -> FeedCover:
+    """What a recording (a replay) covers: everything it holds, responses up to REPLAY_BOUND_S apart."""
+    return _RECORDING
+
+
+def freshest(sightings: Sequence[Sighting], known: dict[str, datetime]) -> tuple[list[Sighting], dict[str, datetime]]:
+    """Merge across feeds, freshest wins: a feed whose position of an aircraft is older than one another
+    feed already gave (`known`: hex -> latest position time stored) is not stored (a lagging feed would
+    zig-zag the track back in time). The same position from two feeds is one sighting (the store's key),
+    kept from the feed that gave it first. Returns the sightings to store and the new latest times (to
+    merge into `known` once the store committed them)."""
+    kept: list[Sighting] = []
+    latest: dict[str, datetime] = {}
+    for s in sightings:
+        hex_icao = s.obs.hex_icao
+        last = latest.get(hex_icao) or known.get(hex_icao)
+        if last is None or s.obs.position_at >= last:
+            latest[hex_icao] = s.obs.position_at
+            kept.append(s)
+    return kept, latest
+
+
 class _View:
     """Covered time of one aircraft, as the sortie detector asks for it; live up to `now`."""
 
@@ -115,6 +138,7 @@ class Tracker:
         locate: Locate | None = locate_airport,
         alerts: bool | None = None,
         synthetic: bool = False,
+        covers: dict[str, tuple[frozenset[str], float]] | None = None,
     ) -> None:
         self.on_alerts = on_alerts  # called after alerts were committed to the outbox
         self.on_change: Callable[[], object] = lambda: None  # called after sorties changed (the sortie clock)
@@ -127,7 +151,10 @@ class Tracker:
         self.synthetic = synthetic
         self._settings = settings
         self._demo: Tracker | None = None  # the lane of synthetic recordings, made when one comes
-        self._covers = feed_covers(settings)
+        # What each feed covers: this daemon's own, and (a leader) what the stream says of other daemons'.
+        learnt = {feed: FeedCover(scopes, bound_s) for feed, (scopes, bound_s) in (covers or {}).items()}
+        self._covers = {**learnt, **feed_covers(settings)}
+        self.stream: tuple[str, int] | None = None  # the leader's (daemon, place) in the poll stream, when it is one
         self._watched = None if watchlist is None else {normalise_registration(e.key) for e in watchlist.entries}
         self._military: dict[str, bool] = {}
         self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
@@ -160,6 +187,11 @@ class Tracker:
         """A configured feed's cover; anything else (a replay, a feed no longer configured) is a recording."""
         return self._covers.get(feed, _RECORDING)
 
+    def skip(self, store: Store, daemon: str, entry_id: int) -> None:
+        """The leader moves past a stream entry it cannot read (fenced, as follow() is)."""
+        store.save_tracking(Tracking(stream=(daemon, entry_id)))
+        self.stream = (daemon, entry_id)
+
     def scopes_of(self, key: str) -> frozenset[str]:
         watched = self._watched is None or key in self._watched
         return aircraft_scopes(watched, self._military.get(key, False))
@@ -186,7 +218,7 @@ class Tracker:
         for report in outcome.reports:
             self._military[report.key] = report.obs.military
         update = self.detector.update(outcome.reports, now, _View(self, now))
-        sightings, latest = self._freshest(outcome.sightings)
+        sightings, latest = freshest(outcome.sightings, self._latest)
         found = self._observe(update, sightings)
         try:
             stored = store.save_poll(
@@ -210,19 +242,52 @@ class Tracker:
         self._done(update, found)
         return stored
 
+    def follow(self, store: Store, entry: Entry, daemon: str) -> None:
+        """The leader's step: track a poll that a daemon (maybe this one) already stored, as save_poll tracks
+        its own, and save the changes with our new place in the stream, fenced (NotLeader when another daemon
+        leads now: nothing is saved). A recording's entry is checked at its own time right after."""
+        lane = self._demo_lane(store) if entry.synthetic and not self.synthetic else self
+        if entry.record.feed not in self._covers and entry.ok:
+            self._covers[entry.record.feed] = FeedCover(entry.scopes, entry.bound_s)
+            lane._covers[entry.record.feed] = self._covers[entry.record.feed]
+        for report in entry.reports:
+            lane._military[report.key] = report.obs.military
+        update = lane.detector.update(entry.reports, entry.now, _View(lane, entry.now))
+        found = lane._observe(update, entry.sightings)
+        if entry.ok:  # it committed before we read it: its coverage counts (the next entry's view needs it)
+            r = entry.record
+            cover = lane.cover_of(r.feed)
+            took_s = r.duration_ms / 1000
+            lane.coverage.poll_succeeded(r.feed, cover.scopes, r.started_at, cover.bound_s + took_s, took_s)
+        tracking = lane._tracking(update, found)
+        checked: tuple[Update, list[tuple[Sortie, Happening]]] | None = None
+        if entry.replay:
+            checked = lane._checked(entry.now)
+            tracking = _merged(tracking, lane._tracking(*checked))
+        try:
+            store.save_tracking(replace(tracking, stream=(daemon, entry.id)))
+        except Exception:
+            self.reload(store)
+            raise
+        self.stream = (daemon, entry.id)
+        lane._done(update, found)
+        if checked is not None:
+            lane._done(*checked)
+
     def _demo_lane(self, store: Store) -> Tracker:
         if self._demo is None:
             self._demo = Tracker(
-                self._settings, store, detectors=self._make_detectors, locate=self._locate, synthetic=True
-            )
+                self._settings, store, detectors=self._make_detectors, locate=self._locate, synthetic=True,
+                covers={f: (c.scopes, c.bound_s) for f, c in self._covers.items()},
+            )  # fmt: skip
         return self._demo
 
     def check(self, store: Store, now: datetime) -> tuple[SortieEvent, ...]:
         """End the sorties whose gap (in covered time) or blindness has run out by `now`."""
         if self._demo is not None:
+            self._demo.stream = self.stream
             self._demo.check(store, now)
-        update = self.detector.check(now, _View(self, now))
-        found = [pair for s in update.changed if not s.is_open for pair in self._finish(s)]
+        update, found = self._checked(now)
         if update.changed or update.events or found:
             try:
                 store.save_tracking(self._tracking(update, found))
@@ -230,28 +295,19 @@ class Tracker:
                 self.reload(store)
                 raise
         self._done(update, found)
+        return update.events
+
+    def _checked(self, now: datetime) -> tuple[Update, list[tuple[Sortie, Happening]]]:
+        """What check() finds at `now`, not yet saved."""
+        update = self.detector.check(now, _View(self, now))
+        found = [pair for s in update.changed if not s.is_open for pair in self._finish(s)]
         oldest = min((s.last.at for s in self.detector.open_sorties()), default=now)
         self.coverage.prune(oldest - timedelta(seconds=self._max_bound_s()))
-        return update.events
+        return update, found
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """When `check()` could next end a sortie (None without open sorties)."""
         return self.detector.next_deadline(now, _View(self, now))
-
-    def _freshest(self, sightings: Sequence[Sighting]) -> tuple[list[Sighting], dict[str, datetime]]:
-        """Merge across feeds, freshest wins: a feed whose position of an aircraft is older than one another
-        feed already gave is not stored (a lagging feed would zig-zag the track back in time). The same
-        position from two feeds is one sighting (the store's key), kept from the feed that gave it first.
-        Returns the sightings to store and the new latest times (kept once the store committed them)."""
-        kept: list[Sighting] = []
-        latest: dict[str, datetime] = {}
-        for s in sightings:
-            hex_icao = s.obs.hex_icao
-            last = latest.get(hex_icao) or self._latest.get(hex_icao)
-            if last is None or s.obs.position_at >= last:
-                latest[hex_icao] = s.obs.position_at
-                kept.append(s)
-        return kept, latest
 
     # -- the behaviour detectors ------------------------------------------------------------------------
 
@@ -293,7 +349,7 @@ class Tracker:
             alerts += [happening_alert(self.prefix, self.area, s, h) for s, h in found]
         # The demo's report times stay out of aircraft_state: they are no real aircraft's.
         last_report_at = {} if self.synthetic else update.last_report_at
-        return Tracking(update.changed, last_report_at, alerts, [h for _, h in found])
+        return Tracking(update.changed, last_report_at, alerts, [h for _, h in found], stream=self.stream)
 
     def _done(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> None:
         _log_events(update.events)
@@ -311,6 +367,15 @@ class Tracker:
             self.on_alerts()
         if update.changed:
             self.on_change()
+
+
+def _merged(a: Tracking, b: Tracking) -> Tracking:
+    """Two sets of changes saved as one (a replayed entry and the check at its time)."""
+    sorties = {s.sortie_id: s for s in [*a.sorties, *b.sorties]}  # the later state of a sortie wins
+    return Tracking(
+        list(sorties.values()), {**a.last_report_at, **b.last_report_at}, [*a.alerts, *b.alerts],
+        [*a.happenings, *b.happenings], stream=b.stream,
+    )  # fmt: skip
 
 
 def _sighting_point(s: Sighting) -> TrackPoint:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -26,6 +27,7 @@ from ingest.config import Settings, load
 from ingest.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ingest.lead import Shared, Solo
     from ingest.store import Store
     from ingest.watchlist import Watchlist
 
@@ -145,3 +147,31 @@ def fail(message: str, code: int = 1) -> int:
     """One line on stderr, and the exit code to return."""
     print(f"ingest: error: {message}", file=sys.stderr)
     return code
+
+
+DELIVER_TIMEOUT_S = 10.0  # how long a one-shot command waits for the broker to take its alerts
+
+
+def finish(s: Settings, store: Store, sorter: Solo | Shared, *, end: bool) -> None:
+    """After a one-shot command's polls: detect their sorties (ending those due now, with `end`) and publish
+    the alerts. On a database that daemons share, the leading daemon does both when one runs."""
+    sorter.check(store, datetime.now(UTC), end=end)
+    if sorter.leading:
+        deliver_alerts(s, store)
+    else:
+        print("sorties: the leading daemon on this database detects them and publishes the alerts")
+    sorter.close(store)
+
+
+def deliver_alerts(s: Settings, store: Store) -> None:
+    """One-shot commands publish what the outbox holds before they exit, for at most a few seconds."""
+    if not s.mqtt.enabled:
+        return
+    unsent, _ = store.outbox_counts()
+    if not unsent:
+        return
+    from ingest.scheduler import deliver_pending, utc_now  # paho and the scheduler, only to publish
+
+    sent = deliver_pending(s, store, utc_now, timeout_s=DELIVER_TIMEOUT_S)
+    waiting = store.outbox_counts()[0]
+    print(f"alerts: {sent} published" + (f", {waiting} wait in the outbox for the broker" if waiting else ""))

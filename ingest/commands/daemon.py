@@ -8,16 +8,13 @@ import sys
 import time
 
 from ingest.app import build_app
-from ingest.commands import open_store, plural, settings, stop_on_signals
-from ingest.config import Settings, describe
+from ingest.commands import finish, open_store, plural, settings, stop_on_signals
+from ingest.config import describe
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
+from ingest.lead import one_shot
 from ingest.pipeline import FeedJob
-from ingest.scheduler import deliver_pending, run_daemon, utc_now
-from ingest.store import Store
-from ingest.tracker import Tracker
-
-DELIVER_TIMEOUT_S = 10.0
+from ingest.scheduler import run_daemon, utc_now
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -53,7 +50,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     failed = 0
     try:
         store.sync_watchlist(app.watchlist)
-        tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+        sorter = one_shot(app.settings, store, app.watchlist)
         for feed in app.feeds:
             fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
             if isinstance(feed, StreamFeed):  # listen for one interval, then take what came
@@ -66,7 +63,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
                 if isinstance(feed, StreamFeed):
                     feed.stop()
             assert outcome is not None
-            stored = tracker.save_poll(store, outcome, utc_now())
+            stored = sorter.save(store, outcome, utc_now())
             r = outcome.record
             parts = [
                 "FAILED" if outcome.failure else "ok", plural(r.requests, "request"), f"{r.aircraft} aircraft",
@@ -80,25 +77,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
                 failed += 1
                 line += f": {outcome.failure.reason}"
             print(line)
-        tracker.check(store, utc_now())
-        deliver_alerts(app.settings, store)
+        finish(app.settings, store, sorter, end=True)
     finally:
         store.close()
     if not app.feeds:
         print("no enabled feeds", file=sys.stderr)
     return 1 if failed else 0
-
-
-def deliver_alerts(s: Settings, store: Store) -> None:
-    """One-shot commands publish what the outbox holds before they exit, for at most a few seconds."""
-    if not s.mqtt.enabled:
-        return
-    unsent, _ = store.outbox_counts()
-    if not unsent:
-        return
-    sent = deliver_pending(s, store, utc_now, timeout_s=DELIVER_TIMEOUT_S)
-    waiting = store.outbox_counts()[0]
-    print(f"alerts: {sent} published" + (f", {waiting} wait in the outbox for the broker" if waiting else ""))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.app import App, build_app
-from ingest.commands import fail, open_store, plural, progress, settings
+from ingest.commands import fail, finish, open_store, plural, progress, settings
 from ingest.errors import FeedError, IngestError
 from ingest.feeds.base import StreamFeed
+from ingest.lead import Shared, Solo, one_shot
 from ingest.pipeline import Parse, log_rejections, replay_file
 from ingest.store import Store
-from ingest.tracker import Tracker
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -28,19 +28,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     errors = 0
     try:
         store.sync_watchlist(app.watchlist)
-        tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+        sorter = one_shot(app.settings, store, app.watchlist)
         for path in args.files:
-            errors += _replay_one(app, store, tracker, path, feed_name, parse)
-        if app.settings.mqtt.enabled:
-            from ingest.commands.daemon import deliver_alerts  # paho and the scheduler, only to publish
-
-            deliver_alerts(app.settings, store)
+            errors += _replay_one(app, store, sorter, path, feed_name, parse)
+        finish(app.settings, store, sorter, end=False)  # a recording runs on its own clock: nothing ends now
     finally:
         store.close()
     return 1 if errors else 0
 
 
-def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name: str, parse: Parse | None) -> int:
+def _replay_one(app: App, store: Store, sorter: Solo | Shared, path: Path, feed_name: str, parse: Parse | None) -> int:
     """Replay one file and print its summary; returns 1 when it could not be read or had unreadable
     responses. Malformed records are counted and each kind logged once, as `ingest poll` does."""
     responses = aircraft = kept = stored = bad = malformed = 0
@@ -57,8 +54,7 @@ def _replay_one(app: App, store: Store, tracker: Tracker, path: Path, feed_name:
             aircraft += outcome.record.aircraft
             kept += outcome.record.kept
             # A recording runs on its own clock: sorties start and end at the recorded times.
-            stored += tracker.save_poll(store, outcome, outcome.record.started_at)
-            tracker.check(store, outcome.record.started_at)
+            stored += sorter.save_replayed(store, outcome)
     except IngestError as exc:
         print(f"ingest: error: {exc}", file=sys.stderr)
         return 1

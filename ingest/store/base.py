@@ -64,6 +64,27 @@ class Tracking:
     last_report_at: Mapping[str, datetime] = field(default_factory=dict)
     alerts: Sequence[Alert] = ()
     happenings: Sequence[Happening] = ()
+    # The leader's place in the poll stream after these changes (PostgreSQL, several daemons): (daemon, entry
+    # id). Saved with them, and only while `daemon` is still the leader (else NotLeader, nothing saved).
+    stream: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRow:
+    """A poll's entry in the stream (ingest/stream.py), appended with the poll's sightings."""
+
+    daemon: str
+    feed: str
+    scopes: str  # comma-separated coverage scopes
+    bound_s: float
+    body: str
+
+
+class NotLeader(StoreError):
+    """Another daemon leads now: this one's sortie changes were not saved."""
+
+    def __init__(self, daemon: str) -> None:
+        super().__init__(f"{daemon} is no longer the leader; its sortie changes were not saved")
 
 
 class Store(Protocol):
@@ -90,6 +111,7 @@ class Store(Protocol):
         tracking: Tracking | None = None,
         health: FeedHealth | None = None,
         synthetic: bool = False,
+        stream: StreamRow | None = None,
     ) -> int: ...
     def save_tracking(self, tracking: Tracking) -> None: ...
     def heartbeat(
@@ -153,6 +175,18 @@ class Store(Protocol):
     def pending_alerts(self, limit: int, exclude: Iterable[int] = ()) -> list[tuple[int, str, str]]: ...
     def outbox_counts(self) -> tuple[int, int]: ...
     def feed_polls(self, feed: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class SharedStore(Store, Protocol):
+    """A database several daemons share (PostgreSQL): the poll stream and the leadership over it."""
+
+    def try_lead(self, daemon: str, now: datetime) -> int | None: ...  # our place in the stream, if we lead now
+    def leading(self) -> bool: ...  # still holding the leadership (the session that holds the lock is alive)
+    def resign(self) -> None: ...
+    def leader(self) -> tuple[str, str] | None: ...  # (daemon, since) of the leader on record
+    def stream_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float, str]]: ...
+    def stream_covers(self) -> dict[str, tuple[str, float]]: ...  # feed -> (scopes, bound_s), the latest
+    def prune_stream(self, upto_id: int, before: datetime) -> int: ...
 
 
 # -- rows <-> records, shared by the backends -----------------------------------------------------------

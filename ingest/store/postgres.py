@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,9 +31,14 @@ from psycopg_pool import ConnectionPool
 
 from ingest.errors import StoreError
 from ingest.store import postgres_schema
-from ingest.store.base import DatabaseMissing
-from ingest.store.sql import SqlStore
+from ingest.store.base import DatabaseMissing, StreamRow
+from ingest.store.sql import SqlStore, reading
+from ingest.timeutil import iso_z
 
+# The leader's own connection: TCP keepalives on both ends, so that a leader whose machine vanished loses the
+# lock within about 11 s (5 s idle, then 3 probes 2 s apart) and another daemon takes over.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+_SERVER_KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 POOL_MAX = 8  # the writer, the sortie clock's checks, the relay, the API's threads
 CONNECT_TIMEOUT_S = 10
 _PARTITION_LOCK = 0x1A6E58
@@ -120,6 +127,7 @@ class PostgresStore(SqlStore):
         self.url = url
         self.commits = 0
         self._local = threading.local()  # the connection of this thread's open transaction
+        self._lead_conn: psycopg.Connection[Any] | None = None  # holds the leader's session lock
         self._partitions: set[str] = set()
         extra = {"password": password} if password else {}
         try:
@@ -169,7 +177,8 @@ class PostgresStore(SqlStore):
         return safe_url(self.url)
 
     def close(self) -> None:
-        """A handle has nothing of its own to close: the pool serves the process until it exits."""
+        """Give up the leadership if we hold it; the pool serves the process until it exits."""
+        self.resign()
 
     def _reason(self, exc: BaseException) -> str:
         return _reason(exc)
@@ -239,6 +248,101 @@ class PostgresStore(SqlStore):
                 self._exec(ddl)
                 self._partitions.add(name)
         return super()._insert_sightings(rows)
+
+    # -- the poll stream and the leadership (several daemons on one database) -------------------------
+
+    def _append_stream(self, row: StreamRow) -> None:
+        # Held to commit: an entry with a higher id never commits before one with a lower id, so the leader,
+        # reading past its place, never skips an entry that committed late.
+        self._exec("SELECT pg_advisory_xact_lock(?)", (postgres_schema.STREAM_LOCK,))
+        self._exec(
+            "INSERT INTO reports (daemon, feed, stored_at, scopes, bound_s, body) VALUES (?, ?, ?, ?, ?, ?)",
+            (row.daemon, row.feed, time.time(), row.scopes, row.bound_s, row.body),
+        )
+
+    def try_lead(self, daemon: str, now: datetime) -> int | None:
+        """Take the leadership if nobody holds it: the session lock on a connection of our own, then the
+        `leader` row (which fences off a former leader's writes). Returns our place in the stream: where
+        the former leader stopped (0 on a new database)."""
+        if self._lead_conn is None:
+            try:
+                conninfo = pg_conninfo.make_conninfo(self._conninfo, **_KEEPALIVES)
+                self._lead_conn = psycopg.connect(conninfo, autocommit=True)
+                # The server, too, gives up on a leader whose machine vanished (not only on a closed socket).
+                for name, value in _SERVER_KEEPALIVES.items():
+                    self._lead_conn.execute(f"SET {name} = {value}")
+            except psycopg.Error as exc:
+                self._drop_lead_conn()
+                raise StoreError(f"cannot reach the database for the leadership: {_reason(exc)}") from exc
+        try:
+            won = self._lead_conn.execute("SELECT pg_try_advisory_lock(%s)", (postgres_schema.LEADER_LOCK,)).fetchone()
+            if not (won and won[0]):
+                return None
+            with self._writing("take the leadership"), self.atomic():
+                row = self._one(
+                    "INSERT INTO leader (id, daemon, since, last_report_id) VALUES (1, ?, ?, 0) "
+                    "ON CONFLICT (id) DO UPDATE SET daemon = excluded.daemon, since = excluded.since "
+                    "RETURNING last_report_id",
+                    (daemon, iso_z(now)),
+                )
+        except (psycopg.Error, StoreError) as exc:
+            self._drop_lead_conn()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"cannot take the leadership: {_reason(exc)}") from exc
+        assert row is not None
+        return int(row[0])
+
+    def leading(self) -> bool:
+        """Whether we still hold the leadership: the session that holds the lock is alive."""
+        if self._lead_conn is None:
+            return False
+        try:
+            self._lead_conn.execute("SELECT 1")
+        except psycopg.Error:
+            self._drop_lead_conn()
+            return False
+        return True
+
+    def resign(self) -> None:
+        """Give the leadership up (a clean stop): another daemon takes it at its next try."""
+        if self._lead_conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._lead_conn.execute("SELECT pg_advisory_unlock(%s)", (postgres_schema.LEADER_LOCK,))
+            self._drop_lead_conn()
+
+    def _drop_lead_conn(self) -> None:
+        if self._lead_conn is not None:
+            with contextlib.suppress(Exception):
+                self._lead_conn.close()
+        self._lead_conn = None
+
+    @reading("read the leader")
+    def leader(self) -> tuple[str, str] | None:
+        row = self._one("SELECT daemon, since FROM leader WHERE id = 1")
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    @reading("read the poll stream")
+    def stream_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float, str]]:
+        """Entries after `after_id`, in order: (id, daemon, scopes, bound_s, body)."""
+        return [
+            (int(i), d, sc, float(b), body)
+            for i, d, sc, b, body in self._rows(
+                "SELECT id, daemon, scopes, bound_s, body FROM reports WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            )
+        ]
+
+    @reading("read the feeds' coverage")
+    def stream_covers(self) -> dict[str, tuple[str, float]]:
+        """Each feed's scopes and bound, as its latest entry gives them (feeds of other daemons included)."""
+        rows = self._rows("SELECT DISTINCT ON (feed) feed, scopes, bound_s FROM reports ORDER BY feed, id DESC")
+        return {feed: (scopes, float(bound_s)) for feed, scopes, bound_s in rows}
+
+    def prune_stream(self, upto_id: int, before: datetime) -> int:
+        """Delete entries the leader has read (id <= `upto_id`) that were stored before `before`."""
+        with self._writing("prune the poll stream"), self.atomic():
+            return self._exec("DELETE FROM reports WHERE id <= ? AND stored_at < ?", (upto_id, before.timestamp()))
 
     # -- no WAL of ours to mind: the server owns its own ---------------------------------------------
 

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 MIGRATION_LOCK = 0x1A6E57  # pg_advisory_xact_lock key of the migration runner ("ingest")
+STREAM_LOCK = 0x1A6E59  # held from an entry's append to its commit: entries commit in id order
+LEADER_LOCK = 0x1A6E5A  # pg_advisory_lock (session) of the leader: detection and alerts run where it is held
 
 _0001_TABLES = (
     """CREATE TABLE aircraft (
@@ -92,15 +94,18 @@ _0001_TABLES = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
-# Several daemons on one database (README: "Several daemons, one database"): each writes the watched
-# aircraft's reports of its polls, inside the area or not, which the leader's sortie detector reads in
-# order; the leader keeps its place in that stream (`leader`), in the same transaction as the changes.
+# Several daemons on one database (README: "Several daemons, one database"; ingest/stream.py): each appends
+# one entry per poll (its record, sightings and watched reports, and what its feed covers) in the same
+# transaction as the poll's sightings; the leader reads them in commit order (the id: appends are serialised
+# by an advisory lock held to commit) and keeps its place in `leader`, in the same transaction as the
+# sortie changes the entry caused. Whoever updates `leader` is the leader: a former one's writes are refused.
 _0002_SHARED = (
     """CREATE TABLE reports (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        daemon TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL, report TEXT NOT NULL
+        daemon TEXT NOT NULL, feed TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
+        scopes TEXT NOT NULL, bound_s DOUBLE PRECISION NOT NULL, body TEXT NOT NULL
     )""",
-    "CREATE INDEX reports_stored ON reports(stored_at)",
+    "CREATE INDEX reports_feed ON reports(feed, id)",
     """CREATE TABLE leader (
         id INTEGER PRIMARY KEY CHECK (id = 1), daemon TEXT NOT NULL, since TEXT NOT NULL,
         last_report_id BIGINT NOT NULL

@@ -26,6 +26,8 @@ from ingest.errors import StoreError
 from ingest.store.base import (
     SORTIE_FIELDS,
     Aircraft,
+    NotLeader,
+    StreamRow,
     Tracking,
     happening_row,
     like,
@@ -183,9 +185,11 @@ class SqlStore:
         tracking: Tracking | None = None,
         health: FeedHealth | None = None,
         synthetic: bool = False,
+        stream: StreamRow | None = None,
     ) -> int:
         """Store a poll's sightings, the sortie changes and alerts they caused, and (unless told not to)
-        its feed_polls row, in one transaction; returns how many sightings were new."""
+        its feed_polls row, in one transaction; returns how many sightings were new. With `stream` (a
+        database several daemons share), the poll's entry for the leader goes in with them."""
         with self._writing("store a poll"), self.atomic():
             stored = self._insert_sightings([sighting_row(s, synthetic) for s in sightings])
             self._learn_hexes(sightings)
@@ -203,7 +207,12 @@ class SqlStore:
                         record.rejected, record.error,
                     ),
                 )  # fmt: skip
+            if stream is not None:
+                self._append_stream(stream)
         return stored
+
+    def _append_stream(self, row: StreamRow) -> None:
+        raise StoreError(f"a {self.backend} database holds no poll stream: several daemons need PostgreSQL")
 
     def _insert_sightings(self, rows: Sequence[Sequence[Any]]) -> int:
         """Insert sightings, ignoring those already stored; returns how many were new."""
@@ -215,6 +224,15 @@ class SqlStore:
             self._save_tracking(tracking)
 
     def _save_tracking(self, tracking: Tracking) -> None:
+        if tracking.stream is not None:
+            daemon, position = tracking.stream
+            # The fence: only the leader on record moves its place, so a daemon that lost the leadership
+            # (and does not know it yet) saves nothing.
+            if not self._exec(
+                "UPDATE leader SET last_report_id = ? WHERE id = 1 AND daemon = ? AND last_report_id <= ?",
+                (position, daemon, position),
+            ):
+                raise NotLeader(daemon)
         if tracking.sorties:
             self._many(UPSERT_SORTIE, [sortie_row(s) for s in tracking.sorties])
         if tracking.last_report_at:
