@@ -26,6 +26,7 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -61,6 +62,9 @@ _ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
 _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
+# Polls kept in memory while database writes fail, counted in positions (a report or a sighting, some
+# 0.5 KB each in memory): a day of the bundled watchlist's few dozen aircraft; past it the oldest go.
+BACKLOG_MAX_POSITIONS = 200_000
 HEARTBEAT_S = 10.0  # how often the writer tells readers the daemon runs (ingest feeds, the page)
 _WAL_CHECK_S = 30.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
 
@@ -84,6 +88,12 @@ class Writer(threading.Thread):
         self._error: BaseException | None = None
         self._failing_since: float | None = None  # monotonic start of a failing-writes episode
         self._failed_writes = 0
+        # Polls whose write failed (a server away, a full disk), kept in order to be written first when
+        # writes work again; bounded by the positions they hold (BACKLOG_MAX_POSITIONS).
+        self._backlog: deque[tuple[PollOutcome, datetime]] = deque()
+        self._backlog_positions = 0
+        self._backlog_dropped = 0
+        self._backlog_written = 0
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
         self._next_beat = time.monotonic()
         self.daemon_id = lead.daemon_id()
@@ -174,20 +184,52 @@ class Writer(threading.Thread):
             log.info("database: write-ahead log truncated from %.1f MB", before / 1e6)
 
     def _write_failed(self, exc: StoreError) -> None:
-        """One line per episode of failing writes (a full disk): not one per poll."""
+        """One line per episode of failing writes (a full disk, a server away): not one per poll."""
         self._failed_writes += 1
         if self._failing_since is None:
             self._failing_since = time.monotonic()
-            log.error("database writes failing: %s; polls are not stored and do not count as coverage", exc)
+            log.error(
+                "database writes failing: %s; polls are kept in memory (up to %d positions) and written when "
+                "it works again; until then they do not count as coverage", exc, BACKLOG_MAX_POSITIONS,
+            )  # fmt: skip
 
     def _write_worked(self) -> None:
         if self._failing_since is not None:
+            kept = f"; {self._backlog_written} polls kept meanwhile written" if self._backlog_written else ""
+            lost = f", {self._backlog_dropped} oldest dropped (memory bound)" if self._backlog_dropped else ""
             log.info(
-                "database writes work again after %d failed writes in %.0f s",
-                self._failed_writes, time.monotonic() - self._failing_since,
+                "database writes work again after %d failed writes in %.0f s%s%s",
+                self._failed_writes, time.monotonic() - self._failing_since, kept, lost,
             )  # fmt: skip
             self._failing_since = None
             self._failed_writes = 0
+            self._backlog_written = self._backlog_dropped = 0
+
+    def _save_outcome(self, store: Store, outcome: PollOutcome, now: datetime) -> int:
+        """Write the polls kept from a failing episode, in order, then this one; a failure keeps this one
+        too (and whatever of the backlog is left) for the next try."""
+        assert self.sorter is not None
+        try:
+            while self._backlog:
+                kept, at = self._backlog[0]
+                self.sorter.save(store, kept, at)
+                self._backlog.popleft()
+                self._backlog_positions -= _positions(kept)
+                self._backlog_written += 1
+            return self.sorter.save(store, outcome, now)
+        except StoreError:
+            self._keep(outcome, now)
+            raise
+
+    def _keep(self, outcome: PollOutcome, now: datetime) -> None:
+        self._backlog.append((outcome, now))
+        self._backlog_positions += _positions(outcome)
+        while self._backlog_positions > BACKLOG_MAX_POSITIONS and len(self._backlog) > 1:
+            old, _ = self._backlog.popleft()
+            self._backlog_positions -= _positions(old)
+            if not self._backlog_dropped:
+                log.warning("database still failing: dropping the oldest polls kept in memory")
+            self._backlog_dropped += 1
 
     def _seed(self, store: Store) -> None:
         settings = self.app.settings
@@ -224,7 +266,7 @@ class Writer(threading.Thread):
 
         def save(store: Store) -> int:
             assert self.sorter is not None
-            stored = self.sorter.save(store, outcome, self.clock())
+            stored = self._save_outcome(store, outcome, self.clock())
             if self.sorter.shared:
                 self.on_change()  # the leader (maybe us) tracks it from the stream: look at once
             return stored
@@ -245,6 +287,10 @@ class Writer(threading.Thread):
     def leading(self) -> bool:
         """Whether this daemon detects sorties and relays alerts (always, alone on its database)."""
         return self.sorter is not None and self.sorter.leading
+
+
+def _positions(outcome: PollOutcome) -> int:
+    return len(outcome.reports) + len(outcome.sightings) + 1
 
 
 _CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat

@@ -160,6 +160,7 @@ class Tracker:
         self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
         self._make_detectors = detectors
         self._locate = locate
+        self._stale = False
         self.reload(store)
 
     # -- state ------------------------------------------------------------------------------------
@@ -182,6 +183,21 @@ class Tracker:
         self._announced: set[str] = set()  # event ids of the open sorties' happenings already logged
         for sortie in open_sorties:
             self._replay_track(store, sortie)
+
+    def _recover(self, store: Store) -> None:
+        """After a failed transaction: the detectors moved on, the database did not. Rebuild them from the
+        database now, or (it cannot be read either: a server away) before the next poll or check."""
+        try:
+            self.reload(store)
+        except Exception:
+            self._stale = True
+        else:
+            self._stale = False
+
+    def _fresh(self, store: Store) -> None:
+        if self._stale:
+            self.reload(store)  # raises while the database still fails
+            self._stale = False
 
     def cover_of(self, feed: str) -> FeedCover:
         """A configured feed's cover; anything else (a replay, a feed no longer configured) is a recording."""
@@ -215,6 +231,7 @@ class Tracker:
         synthetic recording's goes to a lane of its own: its sorties never link to, end or delay real ones."""
         if outcome.synthetic and not self.synthetic:
             return self._demo_lane(store).save_poll(store, outcome, now, record_poll=False)
+        self._fresh(store)
         for report in outcome.reports:
             self._military[report.key] = report.obs.military
         update = self.detector.update(outcome.reports, now, _View(self, now))
@@ -230,7 +247,7 @@ class Tracker:
                 synthetic=self.synthetic,
             )
         except Exception:
-            self.reload(store)  # the detectors moved on, the database did not
+            self._recover(store)
             raise
         self._latest.update(latest)
         if outcome.failure is None:
@@ -247,6 +264,7 @@ class Tracker:
         its own, and save the changes with our new place in the stream, fenced (NotLeader when another daemon
         leads now: nothing is saved). A recording's entry is checked at its own time right after."""
         lane = self._demo_lane(store) if entry.synthetic and not self.synthetic else self
+        lane._fresh(store)
         if entry.record.feed not in self._covers and entry.ok:
             self._covers[entry.record.feed] = FeedCover(entry.scopes, entry.bound_s)
             lane._covers[entry.record.feed] = self._covers[entry.record.feed]
@@ -267,7 +285,7 @@ class Tracker:
         try:
             store.save_tracking(replace(tracking, stream=(daemon, entry.id)))
         except Exception:
-            self.reload(store)
+            lane._recover(store)
             raise
         self.stream = (daemon, entry.id)
         lane._done(update, found)
@@ -287,12 +305,13 @@ class Tracker:
         if self._demo is not None:
             self._demo.stream = self.stream
             self._demo.check(store, now)
+        self._fresh(store)
         update, found = self._checked(now)
         if update.changed or update.events or found:
             try:
                 store.save_tracking(self._tracking(update, found))
             except Exception:
-                self.reload(store)
+                self._recover(store)
                 raise
         self._done(update, found)
         return update.events

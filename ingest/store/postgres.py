@@ -41,6 +41,8 @@ _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, 
 _SERVER_KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 POOL_MAX = 8  # the writer, the sortie clock's checks, the relay, the API's threads
 CONNECT_TIMEOUT_S = 10
+GETCONN_TIMEOUT_S = 5.0
+RECONNECT_FOREVER_S = 10 * 365 * 86_400.0
 _PARTITION_LOCK = 0x1A6E58
 
 _POOLS: dict[str, ConnectionPool] = {}
@@ -84,8 +86,15 @@ def _pool(conninfo: str, label: str, size: int) -> ConnectionPool:
             # the server's reason, where the pool would retry in the background until its timeout.
             psycopg.connect(conninfo, autocommit=True).close()
             pool = ConnectionPool(
-                conninfo, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False, name=label
-            )
+                conninfo, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False, name=label,
+                # A connection the server dropped (a restart) is noticed when it is taken, not on first use.
+                check=ConnectionPool.check_connection,
+                # A server away: a write fails after this long (the writer keeps the poll in memory,
+                # scheduler.py) rather than holding the writer for the pool's default 30 s ...
+                timeout=GETCONN_TIMEOUT_S,
+                # ... and the pool keeps trying to reconnect for as long as the daemon runs.
+                reconnect_timeout=RECONNECT_FOREVER_S,
+            )  # fmt: skip
             try:
                 pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
             except Exception:

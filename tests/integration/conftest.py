@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -157,6 +158,11 @@ class Daemon:
         return self.log.read_text()
 
     def query(self, sql: str) -> Any:
+        """The first column of the first row `sql` gives, on the daemon's database (None before its tables
+        exist): its SQLite file, or the PostgreSQL database its config's [database] url names."""
+        url = tomllib.loads(self.config.read_text()).get("database", {}).get("url", "")
+        if url:
+            return pg_query(url, sql)
         db = self.config.parent / "ingest.db"
         if not db.exists():
             return None
@@ -192,6 +198,17 @@ def daemons() -> Iterator[list[Daemon]]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
+
+
+def pg_query(url: str, sql: str) -> Any:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        try:
+            row = conn.execute(sql).fetchone()
+        except psycopg.errors.UndefinedTable:  # tables not created yet
+            return None
+    return None if row is None else row[0]
 
 
 def free_port() -> int:
