@@ -20,13 +20,14 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import envelope
+from tests.conftest import aircraft, envelope
 from tests.integration.drip import raw_server  # noqa: F401  (fixtures for the tests of this folder)
 from tests.mqtt_broker import mqtt_broker  # noqa: F401
 
@@ -198,6 +199,33 @@ def daemons() -> Iterator[list[Daemon]]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
+
+
+class Sky:
+    """What the loopback feed reports right now, per hex; every answer carries the current time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.flying: dict[str, dict[str, Any]] = {}
+
+    def put(self, hex_icao: str, at: tuple[float, float], alt: int | str = 31000, flight: str = "TORA23") -> None:
+        with self.lock:
+            self.flying[hex_icao] = aircraft(hex_icao, at[0], at[1], alt=alt, flight=f"{flight:<8}", seen_pos=0.2)
+
+    def clear(self, hex_icao: str = "ae01d2") -> None:
+        with self.lock:
+            self.flying.pop(hex_icao, None)
+
+    def reply(self) -> Reply:
+        with self.lock:
+            return Reply(body=envelope(list(self.flying.values()), now=datetime.now(UTC)))
+
+
+@pytest.fixture
+def sky(feed_server: FeedServer) -> Sky:
+    sky = Sky()
+    feed_server.reply("/v2/", sky.reply)
+    return sky
 
 
 def pg_query(url: str, sql: str) -> Any:

@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import SMALL_WATCHLIST, render_config
-from tests.integration.conftest import Daemon, FeedServer
-from tests.integration.test_sorties_mqtt import END, PREFIX, START, YELLOW_SEA, Sky, alerts, wait_alerts
-from tests.integration.test_sorties_mqtt import sky  # noqa: F401  (the fixture)
+from tests.integration.conftest import Daemon, FeedServer, Sky
+from tests.integration.test_sorties_mqtt import END, PREFIX, START, YELLOW_SEA, alerts, wait_alerts
 from tests.mqtt_broker import Broker, Subscriber
 from tests.pg import fresh_database
 

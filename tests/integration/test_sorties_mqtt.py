@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from ingest.cli import main
-from tests.conftest import ConfigWriter, aircraft, envelope
-from tests.integration.conftest import Daemon, FeedServer, Reply
+from tests.conftest import ConfigWriter
+from tests.integration.conftest import Daemon, FeedServer, Reply, Sky
 from tests.mqtt_broker import Broker, Message, Subscriber
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,33 +34,6 @@ OFF_OKINAWA = (30.0, 125.0)
 PREFIX = "test"
 START = f"{PREFIX}/sortie/62-4125/start"
 END = f"{PREFIX}/sortie/62-4125/end"
-
-
-class Sky:
-    """What the loopback feed reports right now, per hex; every answer carries the current time."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.flying: dict[str, dict[str, Any]] = {}
-
-    def put(self, hex_icao: str, at: tuple[float, float], alt: int | str = 31000, flight: str = "TORA23") -> None:
-        with self.lock:
-            self.flying[hex_icao] = aircraft(hex_icao, at[0], at[1], alt=alt, flight=f"{flight:<8}", seen_pos=0.2)
-
-    def clear(self, hex_icao: str = "ae01d2") -> None:
-        with self.lock:
-            self.flying.pop(hex_icao, None)
-
-    def reply(self) -> Reply:
-        with self.lock:
-            return Reply(body=envelope(list(self.flying.values()), now=datetime.now(UTC)))
-
-
-@pytest.fixture
-def sky(feed_server: FeedServer) -> Sky:
-    sky = Sky()
-    feed_server.reply("/v2/", sky.reply)
-    return sky
 
 
 @pytest.fixture
