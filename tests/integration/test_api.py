@@ -1,13 +1,13 @@
-"""The HTTP API on a real socket: uvicorn in a thread on a free 127.0.0.1 port, over the demo replay."""
+"""The HTTP API on a real socket: uvicorn in a thread on a free 127.0.0.1 port, over the demo replay in a
+SQLite file and in a PostgreSQL database (each test that reads it runs on both)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +21,10 @@ from ingest.api import ApiError, ApiServer, _encode_cursor, serve
 from ingest.cli import main
 from ingest.config import load
 from ingest.models import FeedHealth
-from ingest.store import SqliteStore, Tracking
+from ingest.store import Store, Tracking, open_configured
 from tests.conftest import REPO, SMALL_WATCHLIST, ConfigWriter, aircraft, envelope, render_config
 from tests.integration.conftest import FeedServer, Reply, free_port
+from tests.pg import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +38,21 @@ FEEDS: list[dict[str, Any]] = [
 INJECTIONS = ["' OR 1=1 --", '"; DROP TABLE sightings; --', "%", "_"]
 
 
-@pytest.fixture(scope="module")
-def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo_config(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A database holding the synthetic TORA23 and ROKN621 sorties, two feeds configured, none polled."""
     folder = tmp_path_factory.mktemp("api")
     config = folder / "ingest.toml"
-    sections: dict[str, dict[str, Any]] = {
-        "database": {"path": str(folder / "ingest.db")},
-        "watchlist": {"path": str(SMALL_WATCHLIST)},
-        "replay": {"on_start": []},
-    }
-    config.write_text(render_config(sections, FEEDS))
-    assert main(["replay", "--config", str(config), str(DEMO)]) == 0
-    return config
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if request.param == "postgresql" else ""
+        sections: dict[str, dict[str, Any]] = {
+            "database": {"path": str(folder / "ingest.db"), "url": url},
+            "watchlist": {"path": str(SMALL_WATCHLIST)},
+            "replay": {"on_start": []},
+        }
+        config.write_text(render_config(sections, FEEDS))
+        assert main(["replay", "--config", str(config), str(DEMO)]) == 0
+        yield config
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +71,17 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     return json.loads(capsys.readouterr().out)
 
 
+def database(config: Path) -> Store:
+    """The config's database, through the store (either backend)."""
+    return open_configured(load(config, environ={}).database)
+
+
 def count(config: Path, table: str) -> int:
-    with closing(sqlite3.connect(config.parent / "ingest.db")) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    store = database(config)
+    try:
+        return int(store._rows(f"SELECT count(*) FROM {table}")[0][0])
+    finally:
+        store.close()
 
 
 # -- the endpoints -------------------------------------------------------------------------------------
@@ -259,16 +270,24 @@ def test_sql_metacharacters_never_reach_sql(api: ApiServer, demo_config: Path, p
 
 
 def test_reads_go_on_while_a_writer_holds_the_database(api: ApiServer, demo_config: Path) -> None:
-    with closing(sqlite3.connect(demo_config.parent / "ingest.db", isolation_level=None)) as writer:
-        writer.execute("BEGIN IMMEDIATE")
-        writer.execute("DELETE FROM sightings")
-        try:
+    store = database(demo_config)
+    try:
+        with store.atomic():  # a writer in the middle of a transaction
+            store._exec("DELETE FROM sightings")
             t0 = time.monotonic()
             r = get(api, "/api/sightings/62-4125", limit=5)
             assert r.status_code == 200 and len(r.json()["items"]) == 5  # the last committed state
             assert time.monotonic() - t0 < 2
-        finally:
-            writer.execute("ROLLBACK")
+            raise _RollBack
+    except _RollBack:
+        pass
+    finally:
+        store.close()
+    assert count(demo_config, "sightings") == 344
+
+
+class _RollBack(Exception):
+    """Ends a transaction with a rollback."""
 
 
 # -- /healthz --------------------------------------------------------------------------------------------
@@ -279,7 +298,7 @@ def health_server(config: Path, stale_after_s: float = 300) -> ApiServer:
 
 
 def _save_health(config: Path, health: FeedHealth) -> None:
-    store = SqliteStore(config.parent / "ingest.db")
+    store = database(config)
     try:
         with store.atomic():
             store._save_health(health)
@@ -386,7 +405,7 @@ def test_a_tail_may_be_a_callsign_or_any_spelling_and_an_ambiguous_one_is_409(
     r = get(api, "/api/sightings/TORA24")
     assert r.status_code == 404 and "did you mean TORA23" in r.json()["error"]
     # Another aircraft that flew as TORA23 makes the callsign ambiguous: 409 with the candidates.
-    store = SqliteStore(load(demo_config, environ={}).database.path)
+    store = database(demo_config)
     try:
         other = replace(store.sorties()[0], sortie_id="ae01ce-20261122T230000Z", key="62-4134", hex_icao="ae01ce",
                         registration="62-4134", synthetic=False)  # fmt: skip
@@ -396,5 +415,5 @@ def test_a_tail_may_be_a_callsign_or_any_spelling_and_an_ambiguous_one_is_409(
         assert "was flown by 2 aircraft" in r.json()["error"]
     finally:
         with store.atomic():
-            store.conn.execute("DELETE FROM sorties WHERE sortie_id = 'ae01ce-20261122T230000Z'")
+            store._exec("DELETE FROM sorties WHERE sortie_id = 'ae01ce-20261122T230000Z'")
         store.close()

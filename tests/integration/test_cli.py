@@ -1,4 +1,5 @@
-"""Every command and every --format through `main()`, on a real SQLite file, with the bundled demo replay."""
+"""Every command and every --format through `main()`, on a real SQLite file (and, where they read the bundled
+demo replay, on PostgreSQL too)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ FIELDS = [
 
 
 @pytest.fixture
-def replayed(write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A database holding the synthetic TORA23 sortie."""
-    config = write_config([])
+def replayed(write_config: ConfigWriter, database: str, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A database holding the synthetic TORA23 sortie: a SQLite file, or PostgreSQL (the `database` fixture)."""
+    config = write_config([], database={"url": database} if database.startswith("postgresql://") else {})
     assert main(["replay", "--config", str(config), str(DEMO)]) == 0
     assert (
         capsys.readouterr().out.strip()

@@ -1,5 +1,6 @@
 """Sorties and their MQTT alerts end to end: `ingest run` polls a scripted sky over loopback HTTP, stores
-into a real SQLite file and publishes to a real mosquitto; a real paho client listens.
+into a real SQLite file or PostgreSQL database (each test runs on both) and publishes to a real mosquitto;
+a real paho client listens.
 
 The sky is built at request time with `now` = the wall clock, so the daemon's periodic check (also on the
 wall clock) ends sorties on time. gap_s is 3 s, polls every 0.3 s, checks every 0.25 s.
@@ -51,6 +52,18 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def listener(broker: Broker) -> Iterator[Subscriber]:
     with Subscriber(broker.plain_port, f"{PREFIX}/#", client_id="auditor", session_expiry_s=300) as sub:
         yield sub
+
+
+@pytest.fixture
+def write_config(write_config: ConfigWriter, database: str) -> ConfigWriter:
+    """Every test here runs on both backends (the `database` fixture): a SQLite file, or PostgreSQL."""
+    if not database.startswith("postgresql://"):
+        return write_config
+
+    def write(feeds: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Path:
+        return write_config(feeds, **{**sections, "database": {**sections.get("database", {}), "url": database}})
+
+    return write
 
 
 def sortie_config(write_config: ConfigWriter, server: FeedServer, broker: Broker, **mqtt: Any) -> Path:
