@@ -133,7 +133,7 @@ class Shared:
                 tracker.check(store, now)
                 self._prune(shared, tracker, now)
         except NotLeader:
-            log.warning("no longer the leader: another daemon detects sorties and relays alerts now")
+            log.warning("no longer the leader (our database session ended, or another daemon took over); trying again")
             self._step_down(shared)
             return None
         except StoreError:

@@ -20,6 +20,7 @@ a sortie clock that ends sorties on time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _SAVE_TIMEOUT_S = 60.0
+_WRITER_BEHIND = 200  # jobs waiting for the writer past which a poll waits for its own save
 _RELAY_PERIOD_S = 0.2
 _FLUSH_ON_STOP_S = 3.0
 _CONNECT_WAIT_S = 5.0
@@ -62,6 +64,7 @@ _ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
 _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
+_RETRY_MIN_S, _RETRY_MAX_S = 1.0, 15.0  # after a failed write, the database is left alone this long
 # Polls kept in memory while database writes fail, counted in positions (a report or a sighting, some
 # 0.5 KB each in memory): a day of the bundled watchlist's few dozen aircraft; past it the oldest go.
 BACKLOG_MAX_POSITIONS = 200_000
@@ -83,7 +86,9 @@ class Writer(threading.Thread):
         self.sorter: Solo | Shared | None = None  # built in the writer thread, with the Store
         self.on_alerts: Callable[[], None] = lambda: None  # the relay's wake-up, once there is one
         self.on_change: Callable[[], None] = lambda: None  # the sortie clock's wake-up
-        self._queue: queue.Queue[tuple[Callable[[Store], Any], Future[Any]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Callable[[Store], Any], Future[Any], Callable[[], object] | None] | None] = (
+            queue.Queue()
+        )
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._failing_since: float | None = None  # monotonic start of a failing-writes episode
@@ -94,6 +99,8 @@ class Writer(threading.Thread):
         self._backlog_positions = 0
         self._backlog_dropped = 0
         self._backlog_written = 0
+        self._retry_at = 0.0  # monotonic time before which the database is not tried again (it failed)
+        self._retry_s = _RETRY_MIN_S
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
         self._next_beat = time.monotonic()
         self.daemon_id = lead.daemon_id()
@@ -105,10 +112,16 @@ class Writer(threading.Thread):
         if self._error is not None:
             raise self._error
 
-    def submit(self, fn: Callable[[Store], T]) -> Future[T]:
+    def submit(self, fn: Callable[[Store], T], when_down: Callable[[], object] | None = None) -> Future[T]:
+        """Run `fn` in the writer thread. While the database is known to be down (a failure less than a
+        back-off ago) it is not tried: the future fails at once, after `when_down` (keep the poll)."""
         future: Future[T] = Future()
-        self._queue.put((fn, future))
+        self._queue.put((fn, future, when_down))
         return future
+
+    def pending(self) -> int:
+        """Jobs waiting for the writer."""
+        return self._queue.qsize()
 
     def close(self) -> None:
         """Store everything already submitted, then close the database."""
@@ -130,22 +143,30 @@ class Writer(threading.Thread):
                     self._checkpoint(store)
                     continue
                 if item is _HEARTBEAT:
-                    self._beat(store)
+                    if not self._down():
+                        self._beat(store)
                     continue
-                fn, future = item
-                if future.set_running_or_notify_cancel():
-                    commits = store.commits
-                    try:
-                        result = fn(store)
-                    except StoreError as exc:
-                        self._write_failed(exc)
-                        future.set_exception(exc)
-                    except Exception as exc:
-                        future.set_exception(exc)
-                    else:
-                        if store.commits > commits:  # a job that wrote nothing proves nothing about the disk
-                            self._write_worked()
-                        future.set_result(result)
+                fn, future, when_down = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if self._down():  # a server away would hold every job for the pool's timeout: fail at once
+                    if when_down is not None:
+                        when_down()
+                    future.set_exception(StoreError("the database is unavailable; trying again shortly"))
+                    continue
+                commits = store.commits
+                try:
+                    result = fn(store)
+                except StoreError as exc:
+                    self._write_failed(exc)
+                    future.set_exception(exc)
+                except Exception as exc:
+                    future.set_exception(exc)
+                else:
+                    self._retry_at = 0.0  # the database answered
+                    if store.commits > commits:  # a job that wrote nothing proves nothing about the disk
+                        self._write_worked()
+                    future.set_result(result)
         finally:
             self._beat(store, stopped=True)
             if self.sorter is not None:
@@ -183,8 +204,14 @@ class Writer(threading.Thread):
         if after < before:
             log.info("database: write-ahead log truncated from %.1f MB", before / 1e6)
 
+    def _down(self) -> bool:
+        return time.monotonic() < self._retry_at
+
     def _write_failed(self, exc: StoreError) -> None:
-        """One line per episode of failing writes (a full disk, a server away): not one per poll."""
+        """One line per episode of failing writes (a full disk, a server away): not one per poll. Jobs are
+        not tried again for a back-off (1 s, doubling up to _RETRY_MAX_S)."""
+        self._retry_at = time.monotonic() + self._retry_s
+        self._retry_s = min(self._retry_s * 2, _RETRY_MAX_S)
         self._failed_writes += 1
         if self._failing_since is None:
             self._failing_since = time.monotonic()
@@ -204,6 +231,7 @@ class Writer(threading.Thread):
             self._failing_since = None
             self._failed_writes = 0
             self._backlog_written = self._backlog_dropped = 0
+        self._retry_s = _RETRY_MIN_S
 
     def _save_outcome(self, store: Store, outcome: PollOutcome, now: datetime) -> int:
         """Write the polls kept from a failing episode, in order, then this one; a failure keeps this one
@@ -266,12 +294,13 @@ class Writer(threading.Thread):
 
         def save(store: Store) -> int:
             assert self.sorter is not None
-            stored = self._save_outcome(store, outcome, self.clock())
+            stored = self._save_outcome(store, outcome, now)
             if self.sorter.shared:
                 self.on_change()  # the leader (maybe us) tracks it from the stream: look at once
             return stored
 
-        return self.submit(save)
+        now = self.clock()
+        return self.submit(save, when_down=lambda: self._keep(outcome, now))
 
     def check_sorties(self) -> Future[datetime | None]:
         """End the sorties whose time has come (as the leader, when several daemons share the database,
@@ -383,16 +412,16 @@ class AlertRelay(threading.Thread):
             self._wake.clear()  # before the pump: a wake-up during it is not lost
             try:
                 published = self.relay.pump()
-            except StoreError as exc:  # the outbox cannot be read or written: once per episode
+            except StoreError as exc:  # the writer says once per episode that the database fails
                 if not failing:
-                    log.error("alert relay: %s; alerts wait in the outbox", exc)
+                    log.debug("alert relay: %s; alerts wait in the outbox", exc)
                 failing, published = True, 0
             except Exception:
                 log.exception("alert relay failed; retrying")
                 published = 0
             else:
                 if failing:
-                    log.warning("alert relay: the outbox works again")
+                    log.debug("alert relay: the outbox works again")
                 failing = False
             if self._stop_at is not None and (time.monotonic() >= self._stop_at or (self.relay.idle and not published)):
                 return
@@ -406,24 +435,27 @@ class AlertRelay(threading.Thread):
 
 
 def _tick(job: FeedJob, writer: Writer) -> None:
+    """Poll, and hand the outcome to the writer without waiting for it: a database that stalls (a server
+    away holds a write for the pool's timeout) never stops the feeds, whose polls are kept meanwhile. Only a
+    writer far behind makes the poll wait (back-pressure)."""
     outcome = job.run()
     if outcome is None:
         return
-    try:
-        stored = writer.save(outcome).result(timeout=_SAVE_TIMEOUT_S)
-    except StoreError:
+    future = writer.save(outcome)
+    future.add_done_callback(lambda f: _saved(outcome, f))
+    if writer.pending() > _WRITER_BEHIND:
+        with contextlib.suppress(Exception):
+            future.result(timeout=_SAVE_TIMEOUT_S)
+
+
+def _saved(outcome: PollOutcome, future: Future[int]) -> None:
+    if future.exception() is not None:
         return  # the writer logs failing writes once per episode
+    stored = future.result()
     r = outcome.record
     level = logging.INFO if stored else logging.DEBUG
-    log.log(
-        level,
-        "feed %s: %d aircraft, %d watched, %d in area, %d new",
-        r.feed,
-        r.aircraft,
-        r.matched,
-        r.kept,
-        stored,
-    )
+    log.log(level, "feed %s: %d aircraft, %d watched, %d in area, %d new", r.feed, r.aircraft, r.matched, r.kept,
+            stored)  # fmt: skip
 
 
 def _on_job_event(event: JobExecutionEvent) -> None:

@@ -10,11 +10,16 @@ they fail instead, so a CI run never passes by skipping them (.ci/run starts a s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -81,3 +86,49 @@ def drop_database(name: str) -> None:
     close_pool(f"{server_url()}/{name}")
     with psycopg.connect(f"{server_url()}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Cluster:
+    """A throwaway PostgreSQL server of the test's own (initdb into a temporary folder, a free loopback port,
+    trust authentication), to stop and start under a running daemon without touching the shared server.
+    Needs Debian's postgresql binaries; as root, the server runs as the `postgres` user (initdb refuses root)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.bin = _pg_bin()
+        self.folder = Path(tempfile.mkdtemp(prefix="ingest-pg-", dir="/tmp"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "server.log"
+        self._as: list[str] = []
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            shutil.chown(self.folder, "postgres", "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as, str(self.bin / tool), *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("PostgreSQL's server binaries are required under CI=true: apt-get install postgresql")
+        pytest.skip("a throwaway PostgreSQL server needs Debian's postgresql package (apt-get install postgresql)")
+    return found[-1].parent

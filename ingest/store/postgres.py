@@ -15,6 +15,7 @@ psycopg and psycopg_pool.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -41,9 +42,13 @@ _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, 
 _SERVER_KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 POOL_MAX = 8  # the writer, the sortie clock's checks, the relay, the API's threads
 CONNECT_TIMEOUT_S = 10
-GETCONN_TIMEOUT_S = 5.0
+GETCONN_TIMEOUT_S = 3.0
 RECONNECT_FOREVER_S = 10 * 365 * 86_400.0
 _PARTITION_LOCK = 0x1A6E58
+
+# The pool logs every failed reconnection (twice a second while a server is away, over several lines); the
+# daemon says once per episode that writes fail (scheduler.py).
+logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 _POOLS: dict[str, ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()

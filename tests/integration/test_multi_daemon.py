@@ -6,7 +6,10 @@ one real mosquitto that a paho client listens to.
 - `kill -9` of the leader mid-sortie: the other takes over within 15 s, and the sortie's end reaches the
   listener once (an `event_id` twice only inside the PUBACK window: published, not yet acknowledged, when
   the leader died);
-- a clean stop of the leader hands over at once.
+- a clean stop of the leader hands over at once;
+- the database server stopped for longer than gap_s and started again under a running daemon (a throwaway
+  server of the test's own): the polls of the outage are kept in memory and written afterwards, said once in
+  the log, and the sortie goes on.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import SMALL_WATCHLIST, render_config
-from tests.integration.conftest import Daemon, FeedServer, Sky
+from tests.integration.conftest import Daemon, FeedServer, Sky, free_port
 from tests.integration.test_sorties_mqtt import END, PREFIX, START, YELLOW_SEA, alerts, wait_alerts
 from tests.mqtt_broker import Broker, Subscriber
-from tests.pg import fresh_database
+from tests.pg import Cluster, fresh_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -179,3 +182,44 @@ def test_a_clean_stop_of_the_leader_hands_over_at_once(
 
 def second_id(daemon: Daemon) -> str:
     return f"{socket.gethostname()}:{daemon.proc.pid}"
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    c = Cluster(free_port())
+    try:
+        c.start()
+        yield c
+    finally:
+        c.destroy()
+
+
+def test_the_database_server_stopped_and_restarted_under_a_running_daemon(
+    tmp_path: Path, cluster: Cluster, sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber,
+    daemons: list[Daemon],
+) -> None:  # fmt: skip
+    url = f"{cluster.url}/ingest"  # made by the daemon on the new server (run creates its database)
+    daemons.append(daemon := Daemon(daemon_config(tmp_path / "a", "a", url, feed_server, broker)))
+    daemon.wait_for(lambda: "leading: detecting sorties" in daemon.output(), 30)
+    sky.put("ae01d2", YELLOW_SEA)
+    (start,) = wait_alerts(listener, START, 1)
+    cluster.stop()
+    down_from = time.time()
+    time.sleep(GAP_S + 3)  # longer than gap_s: the aircraft flies on while we cannot write
+    down_until = time.time()
+    cluster.start()
+    daemon.wait_for(lambda: "database writes work again" in daemon.output(), 30)
+    # The positions the feed gave while the server was down were kept and written afterwards.
+    daemon.wait_for(lambda: (daemon.query(f"SELECT count(*) FROM sightings WHERE ts BETWEEN {int(down_from) + 1} AND "
+                                          f"{int(down_until) - 1}") or 0) >= GAP_S, 15)  # fmt: skip
+    # One sortie all along: our outage is not the aircraft's silence.
+    time.sleep(2.0)
+    assert len(alerts(listener.messages, START)) == 1, listener.messages
+    assert daemon.query("SELECT count(*) FROM sorties") == 1
+    log = daemon.output()
+    assert log.count("database writes failing") == 1, log
+    assert "polls kept meanwhile written" in log
+    assert "Traceback" not in log, log
+    sky.clear()
+    (end,) = wait_alerts(listener, END, 1, timeout_s=20)
+    assert end["sortie_id"] == start["sortie_id"] and end["end_reason"] == "signal_lost"
