@@ -221,6 +221,13 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": "health",
                 "responses": {"200": _json("Polling works", "Health"), "503": _json("Polling is stale", "Health")},
             }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics, text format: the daemon's counters when `ingest run` serves the API, "
+                "and gauges read from the database (its size, the outbox, open sorties, each feed's last success)",
+                "operationId": "metrics",
+                "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }},
             "/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},

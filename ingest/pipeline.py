@@ -27,6 +27,7 @@ from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.recorded import Unreadable, read_replay
 from ingest.geo import Area, Projector
+from ingest.metrics import NO_METRICS, Metrics
 from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting
 from ingest.watchlist import Watchlist, normalise_registration
 
@@ -253,9 +254,11 @@ class FeedJob:
         sleep: Sleep,
         *,
         one_shot: bool = False,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.feed = feed
-        self.fetch = fetch
+        self.fetch = fetch if metrics is NO_METRICS else _counting(fetch, feed.name, metrics)
+        self.metrics = metrics
         self.selector = selector
         self.clock = clock
         self.sleep = sleep
@@ -268,6 +271,7 @@ class FeedJob:
         if not force and not self.pacing.ready(self.clock()):
             return None
         outcome = poll_feed(self.feed, self.fetch, self.selector, self.clock, self.sleep)
+        self.metrics.poll(outcome.record, outcome.failure, outcome.rejected)
         self._log_rejections(outcome.rejected)
         if outcome.failure is None:
             failed = self.pacing.on_success()
@@ -303,6 +307,23 @@ class FeedJob:
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs each kind of bad line once as it reads it
         log_rejections(self.feed.name, rejected, self._logged_rejections)
+
+
+def _counting(fetch: Fetch, feed: str, metrics: Metrics) -> Fetch:
+    """`fetch`, telling `metrics` the status of every HTTP answer (an error status included)."""
+
+    def counted(req: FeedRequest) -> Response:
+        try:
+            response = fetch(req)
+        except FeedUnavailable as exc:
+            if exc.status is not None:
+                metrics.response(feed, exc.status)
+            raise
+        if response.status is not None:  # None: a file, no HTTP
+            metrics.response(feed, response.status)
+        return response
+
+    return counted
 
 
 def log_rejections(feed: str, rejected: Sequence[Rejected], logged: set[str]) -> None:

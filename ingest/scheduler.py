@@ -45,6 +45,7 @@ from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
+from ingest.metrics import CHANNEL_MQTT, NO_METRICS, Metrics
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
@@ -71,10 +72,11 @@ def utc_now() -> datetime:
 class Writer(threading.Thread):
     """The only thread that touches the database while the daemon runs."""
 
-    def __init__(self, app: App, clock: Clock) -> None:
+    def __init__(self, app: App, clock: Clock, metrics: Metrics = NO_METRICS) -> None:
         super().__init__(name="ingest-writer", daemon=True)
         self.app = app
         self.clock = clock
+        self.metrics = metrics
         self.tracker: Tracker | None = None  # built in the writer thread, with the Store
         self.on_alerts: Callable[[], None] = lambda: None  # the relay's wake-up, once there is one
         self.on_change: Callable[[], None] = lambda: None  # the sortie clock's wake-up
@@ -190,7 +192,7 @@ class Writer(threading.Thread):
         settings = self.app.settings
         store.sync_watchlist(self.app.watchlist)
         self.tracker = tracker = Tracker(
-            settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist
+            settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist, metrics=self.metrics
         )
         tracker.on_change = lambda: self.on_change()
         removed = store.demo_removed()
@@ -347,6 +349,7 @@ def _tick(job: FeedJob, writer: Writer) -> None:
     except StoreError:
         return  # the writer logs failing writes once per episode
     r = outcome.record
+    job.metrics.stored(r.feed, stored)
     level = logging.INFO if stored else logging.DEBUG
     log.log(
         level,
@@ -390,13 +393,16 @@ def deliver_pending(settings: Settings, store: Store, clock: Clock, timeout_s: f
         publisher.stop()
 
 
-def _start_alerts(settings: Settings, writer: Writer, clock: Clock) -> tuple[MqttPublisher | None, AlertRelay | None]:
+def _start_alerts(
+    settings: Settings, writer: Writer, clock: Clock, metrics: Metrics = NO_METRICS
+) -> tuple[MqttPublisher | None, AlertRelay | None]:
     if not settings.mqtt.enabled:
         return None, None
     wake = threading.Event()  # set by new alerts in the outbox and by every PUBACK
     publisher = MqttPublisher(mqtt_options(settings), on_ack=wake.set)
     publisher.start()
-    relay = AlertRelay(OutboxRelay(_WriterOutbox(writer), publisher, clock), wake)
+    metrics.watch_connection(CHANNEL_MQTT, publisher.is_connected)
+    relay = AlertRelay(OutboxRelay(_WriterOutbox(writer), publisher, clock, metrics=metrics), wake)
     writer.on_alerts = relay.wake
     relay.start()
     return publisher, relay
@@ -413,11 +419,11 @@ def _final_check(writer: Writer) -> None:
         log.exception("the last sortie check failed")
 
 
-def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
-    """Poll every feed on its interval until `stop` is set; returns the exit code."""
-    writer = Writer(app, clock)
+def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics: Metrics = NO_METRICS) -> int:
+    """Poll every feed on its interval until `stop` is set, counting in `metrics`; returns the exit code."""
+    writer = Writer(app, clock, metrics)
     writer.open()
-    publisher, relay = _start_alerts(app.settings, writer, clock)
+    publisher, relay = _start_alerts(app.settings, writer, clock, metrics)
     scheduler = BackgroundScheduler(
         timezone=UTC,
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(app.feeds)))},
@@ -429,7 +435,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     for feed in app.feeds:
         fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
         fetchers.append(fetcher)
-        job = FeedJob(feed, fetcher, app.selector, clock, stop.wait)
+        job = FeedJob(feed, fetcher, app.selector, clock, stop.wait, metrics=metrics)
         interval_s = feed.settings.interval_s
         scheduler.add_job(
             _tick,

@@ -27,10 +27,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not http.enabled:
             return run_daemon(app, stop)
         from ingest.api import ApiServer
+        from ingest.metrics_prometheus import daemon_metrics
 
+        # The daemon's counters live in this process: the API it serves shows them at /metrics.
+        metrics = daemon_metrics(app.settings)
         # The API binds first: a port in use stops start-up before any poll.
-        with ApiServer(app.settings, http.host, http.port, stale_after_s=http.stale_after_s, watchlist=app.watchlist):
-            return run_daemon(app, stop)
+        with ApiServer(
+            app.settings, http.host, http.port, stale_after_s=http.stale_after_s, watchlist=app.watchlist,
+            metrics=metrics.render,
+        ):  # fmt: skip
+            return run_daemon(app, stop, metrics=metrics)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -248,6 +248,12 @@ class PostgresStore(SqlStore):
     def checkpoint(self) -> tuple[int, int]:
         return 0, 0
 
+    def size_bytes(self) -> int:
+        """The database's size on the server (every table, index and partition)."""
+        with self._writing("read the database's size"):
+            row = self._one("SELECT pg_database_size(current_database())")
+        return int(row[0]) if row else 0
+
 
 def _applied(conn: psycopg.Connection[Any]) -> list[str]:
     try:

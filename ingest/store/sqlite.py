@@ -133,6 +133,13 @@ class SqliteStore(SqlStore):
         except OSError:
             return 0
 
+    def size_bytes(self) -> int:
+        """The database file's size (without its WAL; 0 in memory)."""
+        try:
+            return Path(self.path).stat().st_size
+        except OSError:
+            return 0
+
     def checkpoint(self) -> tuple[int, int]:
         """Copy the WAL into the database without waiting for readers (PASSIVE); when the WAL has grown past
         WAL_LIMIT_BYTES, wait briefly for readers and truncate it. Returns (WAL bytes before, after)."""

@@ -173,7 +173,7 @@ def test_openapi_document(api: ApiServer) -> None:
     assert set(doc["paths"]) == {
         "/api/sightings/{tail}", "/api/sorties", "/api/sorties/{sortie_id}",
         "/api/sorties/{sortie_id}/track.geojson", "/api/feeds", "/api/now", "/api/coastline.geojson", "/healthz",
-        "/openapi.json", "/",
+        "/metrics", "/openapi.json", "/",
     }  # fmt: skip
     sighting = get(api, "/api/sightings/62-4125", limit=1).json()["items"][0]
     assert list(doc["components"]["schemas"]["Sighting"]["properties"]) == list(sighting)
