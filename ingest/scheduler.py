@@ -11,6 +11,8 @@ a sortie clock that ends sorties on time.
   end (Tracker.next_deadline, in covered time), at most `[sorties] check_interval_s`, or until sorties
   change, and asks the writer to check. An end is found within a second of its deadline however slow the
   feeds are.
+- Retention (retention.py) runs in the writer too, one short transaction at a time and only when no
+  poll waits, so that deleting a year of old sightings never delays a poll.
 - A failed database write (a full disk) is logged once per episode by the writer, and once when writes
   work again; the poll's data is not stored, and its time does not count as coverage.
 - `stop` (set by SIGTERM/SIGINT in the CLI) cuts any pacing wait short; `shutdown(wait=True)` lets the
@@ -47,6 +49,7 @@ from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.metrics import CHANNEL_MQTT, NO_METRICS, Metrics
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
+from ingest.retention import PAUSE_S, ROUND_EVERY_S, Retention
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
 
@@ -87,6 +90,8 @@ class Writer(threading.Thread):
         self._failed_writes = 0
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
         self._next_beat = time.monotonic()
+        self.retention = Retention(app.settings.retention)
+        self._next_prune = time.monotonic() if self.retention.enabled else float("inf")  # a round at start-up
         self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def open(self) -> None:
@@ -123,6 +128,9 @@ class Writer(threading.Thread):
                 if item is _HEARTBEAT:
                     self._beat(store)
                     continue
+                if item is _PRUNE:
+                    self._prune(store)
+                    continue
                 fn, future = item
                 if future.set_running_or_notify_cancel():
                     commits = store.commits
@@ -142,19 +150,34 @@ class Writer(threading.Thread):
             store.close()
 
     def _get(self) -> Any:
-        """The next job, or the writer's own when one is due: a heartbeat, a checkpoint."""
-        now = time.monotonic()
-        wait_s = min(self._next_checkpoint, self._next_beat) - now
-        if wait_s > 0:
+        """The next job, or the writer's own when one is due: a heartbeat, a checkpoint, a retention step
+        (which gives way to any job waiting)."""
+        while (wait_s := min(self._next_checkpoint, self._next_beat, self._next_prune) - time.monotonic()) > 0:
             try:
                 return self._queue.get(timeout=wait_s)
             except queue.Empty:
-                now = time.monotonic()
+                continue
+        now = time.monotonic()
         if now >= self._next_beat:
             self._next_beat = now + HEARTBEAT_S
             return _HEARTBEAT
-        self._next_checkpoint = now + _WAL_CHECK_S
-        return _CHECKPOINT
+        if now >= self._next_checkpoint:
+            self._next_checkpoint = now + _WAL_CHECK_S
+            return _CHECKPOINT
+        try:
+            return self._queue.get_nowait()  # polls first: retention waits for a quiet moment
+        except queue.Empty:
+            return _PRUNE
+
+    def _prune(self, store: Store) -> None:
+        """One retention step (one short transaction); the next one soon while the round lasts."""
+        try:
+            more = self.retention.step(store, self.clock())
+        except StoreError as exc:  # the round starts again later; polls are not concerned
+            log.warning("retention: %s; trying again in %.0f min", exc, ROUND_EVERY_S / 60)
+            self.retention = Retention(self.app.settings.retention)
+            more = False
+        self._next_prune = time.monotonic() + (PAUSE_S if more else ROUND_EVERY_S)
 
     def _beat(self, store: Store, stopped: bool = False) -> None:
         """Tell readers (`ingest feeds`, the page) that this daemon runs, or has stopped cleanly."""
@@ -235,8 +258,9 @@ class Writer(threading.Thread):
         return self.submit(check)
 
 
-_CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat
+_CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat, prune (retention.py)
 _HEARTBEAT = object()
+_PRUNE = object()
 
 
 class SortieClock(threading.Thread):

@@ -18,6 +18,7 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -239,6 +240,29 @@ class PostgresStore(SqlStore):
                 self._exec(ddl)
                 self._partitions.add(name)
         return super()._insert_sightings(rows)
+
+    def drop_partitions_before(self, before: datetime) -> list[str]:
+        """Drop the months of sightings that end at or before `before`, in one transaction (under the lock
+        that partition making takes); returns their names, oldest first. A month that straddles `before` is
+        left for prune_sightings' batches."""
+        cut = before.timestamp()
+        dropped: list[str] = []
+        with self._writing("drop old months of sightings"), self.atomic():
+            self._exec(f"SELECT pg_advisory_xact_lock({_PARTITION_LOCK})")
+            names = sorted(
+                name for (name,) in self._rows(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'sightings'::regclass"
+                )
+            )  # fmt: skip
+            for name in names:
+                month = postgres_schema.partition_month(name)
+                if month is None or month[1] > cut:
+                    continue  # not one of ours, or not wholly before the cut
+                self._exec(f"DROP TABLE {name}")  # a name partition_month() read: letters and digits only
+                dropped.append(name)
+        self._partitions.difference_update(dropped)  # made again, empty, if rows for that month ever come
+        return dropped
 
     # -- no WAL of ours to mind: the server owns its own ---------------------------------------------
 
