@@ -56,6 +56,21 @@ class Aircraft:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """What `ingest db stats` tells of a database: rows per table, the sightings' span, sizes on disk."""
+
+    backend: str
+    where: str  # a path, or a URL without its password
+    tables: Mapping[str, int]  # rows per table of ours
+    oldest_sighting: datetime | None
+    newest_sighting: datetime | None
+    size_bytes: int  # the file (SQLite) or pg_database_size (PostgreSQL)
+    wal_bytes: int | None = None  # SQLite's write-ahead log
+    free_bytes: int | None = None  # SQLite's free pages, which VACUUM gives back to the file system
+    partitions: Sequence[tuple[str, int, int]] = ()  # PostgreSQL: (name, rows, bytes) of each month of sightings
+
+
+@dataclass(frozen=True, slots=True)
 class Tracking:
     """Sortie changes, per-aircraft report times, what the detectors found and the alerts all these raised,
     saved with their poll."""
@@ -103,6 +118,8 @@ class Store(Protocol):
     ) -> tuple[int, str | None]: ...
     def prune_outbox(self, before: datetime, limit: int) -> int: ...
     def drop_partitions_before(self, before: datetime) -> list[str]: ...
+    def stats(self) -> DatabaseStats: ...
+    def vacuum(self) -> None: ...
 
     # reads
     def feed_health(self, since: datetime) -> dict[str, dict[str, Any]]: ...

@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.errors import StoreError
 from ingest.store import postgres_schema
-from ingest.store.base import DatabaseMissing
+from ingest.store.base import DatabaseMissing, DatabaseStats
 from ingest.store.sql import SqlStore
 
 POOL_MAX = 8  # the writer, the sortie clock's checks, the relay, the API's threads
@@ -263,6 +263,37 @@ class PostgresStore(SqlStore):
                 dropped.append(name)
         self._partitions.difference_update(dropped)  # made again, empty, if rows for that month ever come
         return dropped
+
+    # -- upkeep (`ingest db`) ------------------------------------------------------------------------------
+
+    def stats(self) -> DatabaseStats:
+        """Rows per table (the sightings' months apart, with their sizes), the sightings' span, the
+        database's size on the server."""
+        with self._writing("read the database's statistics"):
+            tables = [n for (n,) in self._rows(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                "ORDER BY c.relname"
+            )]  # fmt: skip
+            months = self._rows(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sightings'::regclass ORDER BY c.relname"
+            )
+            counts = self._row_counts([t for t in tables if t != "sightings"])
+            month_rows = self._row_counts([name for name, _ in months])
+            counts["sightings"] = sum(month_rows.values())
+            oldest, newest = self._sightings_span()
+            partitions = [(name, month_rows[name], int(size)) for name, size in months]
+            return DatabaseStats(
+                self.backend, self.describe(), dict(sorted(counts.items())), oldest, newest, self.size_bytes(),
+                partitions=partitions,
+            )  # fmt: skip
+
+    def vacuum(self) -> None:
+        """VACUUM (ANALYZE) the database: dead rows' space made reusable, the planner's statistics fresh.
+        Runs outside a transaction (PostgreSQL refuses VACUUM inside one), beside running daemons."""
+        with self._writing("vacuum the database"):
+            self._exec("VACUUM (ANALYZE)")
 
     # -- no WAL of ours to mind: the server owns its own ---------------------------------------------
 

@@ -340,6 +340,23 @@ class SqlStore:
         """Drop whole partitions of sightings that lie before `before` (PostgreSQL); SQLite has none."""
         return []
 
+    # -- upkeep (`ingest db`) ------------------------------------------------------------------------------
+
+    def _row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Exact rows per table (a full count: `ingest db stats` is run by hand, not on every poll)."""
+        counts: dict[str, int] = {}
+        for name in tables:
+            quoted = '"' + name.replace('"', '""') + '"'  # a name from the catalog, quoted all the same
+            row = self._one(f"SELECT count(*) FROM {quoted}")
+            counts[name] = int(row[0]) if row else 0
+        return counts
+
+    def _sightings_span(self) -> tuple[datetime | None, datetime | None]:
+        row = self._one("SELECT min(ts), max(ts) FROM sightings")
+        if row is None or row[0] is None:
+            return None, None
+        return from_epoch(row[0]), from_epoch(row[1])
+
     # -- reads -----------------------------------------------------------------------------------------
 
     @reading("read the feeds' health")
