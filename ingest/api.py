@@ -52,7 +52,7 @@ from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_do
 from ingest.services import AmbiguousTail, Resolved, UnknownTail, daemon_status, latest_positions, resolve_tail
 from ingest.store import Store, open_configured
 from ingest.timeutil import iso_z, parse_when
-from ingest.views import feed_row, sortie_dict
+from ingest.views import feed_row, feed_state, sortie_dict
 from ingest.watchlist import Watchlist, load_watchlist
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ class _Api:
             daemon = daemon_status(store, now)
         finally:
             store.close()
-        items = [feed_row(fs, health.get(fs.name, {})) for fs in self.settings.feeds]
+        items = [feed_row(fs, health.get(fs.name, {}), now, daemon.running) for fs in self.settings.feeds]
         return JSONResponse({"items": items, "daemon": daemon.as_dict()})
 
     def now(self, request: Request) -> Response:
@@ -328,7 +328,7 @@ class _Api:
             health = store.feed_health(now - FEED_HEALTH_WINDOW)
         finally:
             store.close()
-        body["feeds"] = {name: health.get(name, {}).get("state", "never polled") for name in enabled}
+        body["feeds"] = {fs.name: feed_state(fs, health.get(fs.name, {})) for fs in self.settings.feeds if fs.enabled}
         successes = [
             datetime.fromisoformat(h["last_success_at"])
             for name in enabled

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -265,6 +265,7 @@ class FeedJob:
         self.one_shot = one_shot  # `ingest poll`: there is no next try
         self.pacing = Pacing(feed.settings.interval_s)
         self._logged_rejections: set[str] = set()
+        self._told = False  # this run has logged the current failing episode
 
     def run(self, force: bool = False) -> PollOutcome | None:
         """Poll unless the feed is parked (`force` polls anyway); None when parked."""
@@ -273,6 +274,10 @@ class FeedJob:
         outcome = poll_feed(self.feed, self.fetch, self.selector, self.clock, self.sleep)
         self.metrics.poll(outcome.record, outcome.failure, outcome.rejected)
         self._log_rejections(outcome.rejected)
+        if outcome.failure is not None and self.sleep(0):
+            # Cut short by our own stop (SIGTERM): no failure of the feed's. Its state stays as it was, so that
+            # `ingest feeds` never shows a healthy feed as failing after a clean stop.
+            return outcome
         if outcome.failure is None:
             failed = self.pacing.on_success()
             if failed:
@@ -290,11 +295,10 @@ class FeedJob:
         status = getattr(exc, "status", None)
         retry_after = exc.retry_after_s if isinstance(exc, FeedUnavailable) else None
         wait_s = self.pacing.on_failure(self.clock(), exc.reason, status, retry_after)
-        if self.sleep(0):
-            return  # cut short because we are stopping: not the feed's fault, nothing to report
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs its own outages, once each
-        if self.pacing.new_episode:
+        if self.pacing.new_episode or not self._told:  # and once in this run, for an episode taken up (resume)
+            self._told = True
             access = getattr(self.feed, "access_hint", "") or "the feed needs approval or a key"
             hint = f" (access refused: {access})" if status in (401, 403) else ""
             # A one-shot run (`ingest poll`) has no next try to announce.
@@ -302,6 +306,12 @@ class FeedJob:
             log.warning("feed %s failed: %s%s%s", self.feed.name, exc.reason, hint, then)
         else:
             log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
+
+    def resume(self, health: dict[str, Any]) -> None:
+        """Take up the failing episode the store recorded for this feed (its feed_state row), if any."""
+        failures = health.get("failures") or 0
+        since = health.get("degraded_since")
+        self.pacing.resume(int(failures), datetime.fromisoformat(since) if since else None, health.get("reason"))
 
     def _log_rejections(self, rejected: Sequence[Rejected]) -> None:
         if isinstance(self.feed, StreamFeed):

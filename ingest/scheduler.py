@@ -453,6 +453,8 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(app.feeds)))},
     )
     fetchers = []
+    # Each feed's failing episode goes on across a restart: failures in a row count the whole episode.
+    recorded = writer.submit(lambda store: store.feed_health(clock())).result(timeout=_SAVE_TIMEOUT_S)
     streams = [feed for feed in app.feeds if isinstance(feed, StreamFeed)]
     for stream in streams:
         stream.start()  # reads in its own thread; each tick takes what arrived
@@ -460,6 +462,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
         fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
         fetchers.append(fetcher)
         job = FeedJob(feed, fetcher, app.selector, clock, stop.wait, metrics=metrics)
+        job.resume(recorded.get(feed.name, {}))
         interval_s = feed.settings.interval_s
         scheduler.add_job(
             _tick,

@@ -60,13 +60,16 @@ def cmd_poll(args: argparse.Namespace) -> int:
     try:
         store.sync_watchlist(app.watchlist)
         tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+        recorded = store.feed_health(utc_now())  # a failing episode goes on across runs (cron)
         for feed in app.feeds:
             fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
             if isinstance(feed, StreamFeed):  # listen for one interval, then take what came
                 feed.start()
                 time.sleep(feed.settings.interval_s)
+            job = FeedJob(feed, fetcher, app.selector, utc_now, time.sleep, one_shot=True)
+            job.resume(recorded.get(feed.name, {}))
             try:
-                outcome = FeedJob(feed, fetcher, app.selector, utc_now, time.sleep, one_shot=True).run(force=True)
+                outcome = job.run(force=True)
             finally:
                 fetcher.close()
                 if isinstance(feed, StreamFeed):
