@@ -68,6 +68,9 @@ class Metrics(Protocol):
     def watch_connection(self, channel: str, connected: Callable[[], bool]) -> None:
         """`connected()` tells, when asked, whether the channel is connected."""
 
+    def database_ready(self) -> None:
+        """The daemon opened (and migrated) the database: reading it for gauges cannot race its start-up."""
+
 
 class NoMetrics:
     """Counts nothing: for one-shot commands and tests."""
@@ -94,6 +97,9 @@ class NoMetrics:
         pass
 
     def watch_connection(self, channel: str, connected: Callable[[], bool]) -> None:
+        pass
+
+    def database_ready(self) -> None:
         pass
 
 

@@ -18,6 +18,7 @@ labels (metrics.py). Every configured feed, outcome and channel is there from th
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -65,6 +66,7 @@ class PrometheusMetrics:
         registry: CollectorRegistry | None = None,
         process: bool = True,
     ) -> None:
+        self._ready = threading.Event()  # the database may be read (add_database)
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside each counter: half the series, none needed
         self.registry = r = registry or CollectorRegistry()
         if process:  # memory, CPU, open files: what a months-long run wants watched
@@ -165,11 +167,17 @@ class PrometheusMetrics:
     def watch_connection(self, channel: str, connected: Callable[[], bool]) -> None:
         self.connected.labels(channel).set_function(lambda: float(connected()))
 
+    def database_ready(self) -> None:
+        self._ready.set()
+
     # -- exposition --------------------------------------------------------------------------------------
 
-    def add_database(self, settings: Settings) -> None:
-        """Also read the database's gauges at each scrape (DatabaseCollector)."""
-        self.registry.register(DatabaseCollector(settings))
+    def add_database(self, settings: Settings, wait_for_daemon: bool = False) -> None:
+        """Also read the database's gauges at each scrape (DatabaseCollector); with `wait_for_daemon`, only
+        once database_ready() was called (a reader opening the file would race the daemon's migrations)."""
+        if not wait_for_daemon:
+            self._ready.set()
+        self.registry.register(DatabaseCollector(settings, self._ready.is_set))
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """(body, Content-Type) in the format the scraper's Accept header asks for: OpenMetrics, or the
@@ -182,7 +190,7 @@ def daemon_metrics(settings: Settings) -> PrometheusMetrics:
     """The registry of `ingest run`: its counters, and the database's gauges."""
     channels = [CHANNEL_MQTT] if settings.mqtt.enabled else []
     metrics = PrometheusMetrics([f.name for f in settings.feeds if f.enabled], channels)
-    metrics.add_database(settings)
+    metrics.add_database(settings, wait_for_daemon=True)
     return metrics
 
 
@@ -199,14 +207,18 @@ class DatabaseCollector(Collector):
     configured feed's last success, parked state and failures in a row (as `ingest feeds` tells them).
     A database that cannot be read gives `ingest_database_readable 0` and no other of these gauges."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ready: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
+        self.ready = ready  # False while the daemon still opens and migrates the database
 
     def describe(self) -> Iterable[Metric]:
         return ()  # read at scrape time: nothing to check at registration
 
     def collect(self) -> Iterable[Metric]:
         readable = GaugeMetricFamily("ingest_database_readable", "1 when the database answered this scrape")
+        if not self.ready():
+            readable.add_metric([], 0)
+            return [readable]
         try:
             families = self._read()
         except StoreError as exc:

@@ -447,6 +447,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
     """Poll every feed on its interval until `stop` is set, counting in `metrics`; returns the exit code."""
     writer = Writer(app, clock, metrics)
     writer.open()
+    metrics.database_ready()
     publisher, relay = _start_alerts(app.settings, writer, clock, metrics)
     scheduler = BackgroundScheduler(
         timezone=UTC,

@@ -9,11 +9,13 @@ from dataclasses import replace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.config import load
 from ingest.errors import FeedError, FeedFormatError, FeedUnavailable
 from ingest.metrics import NO_METRICS, POLL_OUTCOMES, poll_outcome, reject_class, status_class
 from ingest.metrics_prometheus import PrometheusMetrics
 from ingest.models import Fix, PollRecord, Rejected, Sortie, SortieEvent
-from tests.conftest import T0
+from ingest.store import SqliteStore
+from tests.conftest import T0, ConfigWriter
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -150,9 +152,23 @@ def test_no_metrics_takes_every_call() -> None:
     NO_METRICS.delivered("mqtt", 1)
     NO_METRICS.failed("mqtt", 1)
     NO_METRICS.watch_connection("mqtt", lambda: True)
+    NO_METRICS.database_ready()
 
 
 def test_a_feed_name_is_a_label_value_as_it_is() -> None:
     m = PrometheusMetrics(['we"ird\\name'], process=False)
     m.poll(replace(record('we"ird\\name')), None, [])
     assert value(samples(m), "ingest_feed_polls_total", feed='we"ird\\name', outcome="ok") == 1
+
+
+def test_the_daemon_s_database_gauges_wait_until_it_opened_the_database(write_config: ConfigWriter) -> None:
+    """`ingest run` serves /metrics before its writer has opened (and migrated) the database: a scrape in
+    that moment must not open the file itself (it would race the migrations and fail the daemon's start)."""
+    settings = load(write_config([]), environ={})
+    SqliteStore(settings.database.path).close()
+    m = PrometheusMetrics(process=False)
+    m.add_database(settings, wait_for_daemon=True)
+    assert value(samples(m), "ingest_database_readable") == 0
+    m.database_ready()
+    found = samples(m)
+    assert value(found, "ingest_database_readable") == 1 and value(found, "ingest_sorties_open") == 0
