@@ -12,6 +12,8 @@
   repeats, no gaps), but one stored late with a time before the cursor is not in that walk.
 - `/` is a web page over this API (ingest/static: the latest sorties, a track as SVG, its sightings).
   `/api/coastline.geojson` is the land it draws: the bundled file `ingest map` draws, sent as it is.
+- `/metrics` is the Prometheus text exposition (metrics_prometheus.py): inside `ingest run` the daemon's
+  counters and the database's gauges; from `ingest serve` alone the database's gauges only.
 - `ApiServer` runs it on a background thread (inside `ingest run`); `serve()` runs it until an Event is set
   (`ingest serve`). Both bind the socket first, so a port in use is an ApiError at once, not a log line.
 """
@@ -50,7 +52,7 @@ from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_do
 from ingest.services import AmbiguousTail, Resolved, UnknownTail, daemon_status, latest_positions, resolve_tail
 from ingest.store import Store, open_configured
 from ingest.timeutil import iso_z, parse_when
-from ingest.views import feed_row, sortie_dict
+from ingest.views import feed_row, feed_state, sortie_dict
 from ingest.watchlist import Watchlist, load_watchlist
 
 log = logging.getLogger(__name__)
@@ -189,13 +191,20 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+Exposition = Callable[[str], tuple[bytes, str]]  # Accept header -> Prometheus exposition (body, Content-Type)
+
+
 class _Api:
     """The handlers, over the settings, the watchlist and the database path."""
 
-    def __init__(self, settings: Settings, watchlist: Watchlist, stale_after_s: float) -> None:
+    def __init__(
+        self, settings: Settings, watchlist: Watchlist, stale_after_s: float, metrics: Exposition | None = None
+    ) -> None:
         self.settings = settings
         self.watchlist = watchlist
         self.stale_after_s = stale_after_s
+        self._metrics = metrics
+        self._metrics_lock = threading.Lock()
 
     def _store(self) -> Store:
         return open_configured(self.settings.database, create=False)
@@ -285,7 +294,7 @@ class _Api:
             daemon = daemon_status(store, now)
         finally:
             store.close()
-        items = [feed_row(fs, health.get(fs.name, {})) for fs in self.settings.feeds]
+        items = [feed_row(fs, health.get(fs.name, {}), now, daemon.running) for fs in self.settings.feeds]
         return JSONResponse({"items": items, "daemon": daemon.as_dict()})
 
     def now(self, request: Request) -> Response:
@@ -319,7 +328,7 @@ class _Api:
             health = store.feed_health(now - FEED_HEALTH_WINDOW)
         finally:
             store.close()
-        body["feeds"] = {name: health.get(name, {}).get("state", "never polled") for name in enabled}
+        body["feeds"] = {fs.name: feed_state(fs, health.get(fs.name, {})) for fs in self.settings.feeds if fs.enabled}
         successes = [
             datetime.fromisoformat(h["last_success_at"])
             for name in enabled
@@ -337,6 +346,18 @@ class _Api:
         else:
             return JSONResponse(body)
         return JSONResponse({**body, "status": "unavailable", "reason": reason}, status_code=503)
+
+    def metrics(self, request: Request) -> Response:
+        """The Prometheus exposition; without a daemon's (`ingest serve`), the database's gauges alone."""
+        _query(request, ())
+        with self._metrics_lock:
+            if self._metrics is None:
+                from ingest.metrics_prometheus import database_metrics  # prometheus_client loads on the first scrape
+
+                self._metrics = database_metrics(self.settings).render
+            render = self._metrics
+        body, content_type = render(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
 
     def openapi(self, request: Request) -> Response:
         _query(request, ())
@@ -395,16 +416,21 @@ def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, stale_after_s: float = DEFAULT_STALE_AFTER_S, *, watchlist: Watchlist | None = None
+    settings: Settings,
+    stale_after_s: float = DEFAULT_STALE_AFTER_S,
+    *,
+    watchlist: Watchlist | None = None,
+    metrics: Exposition | None = None,
 ) -> Starlette:
     """The ASGI application. The watchlist (for tails watched but never stored) is loaded from
-    settings.watchlist.path unless given; ConfigError when it cannot be read."""
+    settings.watchlist.path unless given; ConfigError when it cannot be read. `metrics` renders `/metrics`
+    (a daemon's registry); without it, the database's gauges are served."""
     if watchlist is None:
         try:
             watchlist = load_watchlist(settings.watchlist.path)
         except WatchlistError as exc:
             raise ConfigError("watchlist.path", settings.source_of("watchlist.path"), str(exc)) from exc
-    api = _Api(settings, watchlist, stale_after_s)
+    api = _Api(settings, watchlist, stale_after_s, metrics)
     routes = [
         Route("/api/sightings/{tail}", _handled(api.sightings), methods=["GET"]),
         Route("/api/sorties", _handled(api.sorties), methods=["GET"]),
@@ -414,6 +440,7 @@ def create_app(
         Route("/api/now", _handled(api.now), methods=["GET"]),
         Route("/api/coastline.geojson", _handled(api.coastline), methods=["GET"]),
         Route("/healthz", _handled(api.healthz), methods=["GET"]),
+        Route("/metrics", _handled(api.metrics), methods=["GET"]),
         Route("/openapi.json", _handled(api.openapi), methods=["GET"]),
         Route("/", _handled(api.page), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
@@ -451,10 +478,11 @@ class ApiServer:
         *,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
         watchlist: Watchlist | None = None,
+        metrics: Exposition | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.app = create_app(settings, stale_after_s, watchlist=watchlist)
+        self.app = create_app(settings, stale_after_s, watchlist=watchlist, metrics=metrics)
         config = uvicorn.Config(
             self.app, http="h11", ws="none", lifespan="off", log_config=None, access_log=False,
             server_header=False, timeout_graceful_shutdown=5,

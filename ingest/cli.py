@@ -194,12 +194,27 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = command("feeds", "query", "Show whether a daemon runs and each feed's health: state, last success and error.")
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     command("check-config", "daemon", "Validate the configuration and print the effective settings (secrets masked).")
+    p = command("db", "db", "Look after the database: `stats` (rows, sizes, oldest and newest sighting), `vacuum`.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_text, formats in DB_ACTIONS:
+        a = actions.add_parser(name, help=help_text, description=help_text, epilog=EPILOG, parents=[shared],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        if formats:
+            a.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     return parser
+
+
+# `ingest db ACTION`: name, help, whether it takes --format (each runs ingest.commands.db.ACTIONS[name]).
+DB_ACTIONS = (
+    ("stats", "Rows per table, the oldest and newest sighting, the database's (and SQLite WAL's) size.", True),
+    ("vacuum", "Give free space back: SQLite VACUUM (needs a moment alone with the file), PostgreSQL VACUUM (ANALYZE).",
+     False),
+)  # fmt: skip
 
 
 COMMAND_NAMES = frozenset({
     "run", "serve", "poll", "replay", "sightings", "sorties", "now", "export", "map", "record", "demo", "feeds",
-    "check-config",
+    "check-config", "db",
 })  # fmt: skip
 
 

@@ -36,6 +36,7 @@ MAX_SECRET_BYTES = 64 << 10  # a password or key file; more is not a secret (/de
 # Ten years: far beyond any interval or gap, and small enough that now + the duration stays a datetime
 # (1e300 s passed the old "greater than 0" check and overflowed timedelta in the scheduler).
 MAX_DURATION_S = 10 * 365 * 86_400.0
+MAX_RETENTION_DAYS = 36_500  # a century: more is a typo, and would overflow a date when subtracted from now
 _MAX_CRS_CHARS = 16_384  # a WKT2 or PROJJSON definition of a projected CRS is a few KB
 _SHOW = reprlib.Repr()  # values in messages: cut, and safe for values nested deep (TOML dotted keys)
 _SHOW.maxstring = _SHOW.maxother = 60
@@ -150,6 +151,10 @@ def _pool_size(v: int) -> str | None:
     return None if 1 <= v <= 64 else "must be between 1 and 64"
 
 
+def _days(v: int) -> str | None:
+    return None if 0 <= v <= MAX_RETENTION_DAYS else f"must be between 0 (keep everything) and {MAX_RETENTION_DAYS}"
+
+
 def _per_request(v: int) -> str | None:
     return None if 1 <= v <= 1000 else "must be between 1 and 1000 (the APIs' list limit)"
 
@@ -205,6 +210,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("host", "str", "127.0.0.1", "address to bind (127.0.0.1: this machine only)", _not_empty),
         Key("port", "int", 8080, "TCP port", _port),
         Key("stale_after_s", "float", 300.0, "/healthz answers 503 when no feed succeeded for this long", _duration),
+    ),
+    "retention": (
+        Key("sightings_days", "int", 365, "delete sightings older than this many days (0: keep all)", _days),
+        Key("outbox_days", "int", 30, "delete alerts delivered more than this many days ago (0: keep all)", _days),
     ),
     "replay": (
         Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),
@@ -310,6 +319,12 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class RetentionSettings:
+    sightings_days: int  # 0: keep every sighting
+    outbox_days: int  # 0: keep every delivered alert
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class ReplaySettings:
     on_start: tuple[Path, ...]
     feed: str
@@ -355,6 +370,7 @@ _SECTION_TYPES: dict[str, type] = {
     "sorties": SortiesSettings,
     "mqtt": MqttSettings,
     "http": HttpSettings,
+    "retention": RetentionSettings,
     "replay": ReplaySettings,
     "daemon": DaemonSettings,
 }
@@ -371,6 +387,7 @@ class Settings:
     sorties: SortiesSettings
     mqtt: MqttSettings
     http: HttpSettings
+    retention: RetentionSettings
     replay: ReplaySettings
     daemon: DaemonSettings
     feeds: tuple[FeedSettings, ...]

@@ -112,9 +112,11 @@ def openapi_document() -> dict[str, Any]:
     })  # fmt: skip
     feed = _object({
         "feed": {"type": "string"}, "kind": {"type": "string"},
-        "state": {"type": "string", "enum": ["disabled", "never polled", "ok", "degraded", "parked"]},
+        "state": {"type": "string",
+                  "enum": ["disabled", "never polled", "ok", "never succeeded", "degraded", "parked"]},
         "last_poll": _TIME_OR_NULL, "last_success": _TIME_OR_NULL, "last_error": _TIME_OR_NULL,
-        "error": _STR_OR_NULL, "failures": {"type": "integer"}, "next_try": _TIME_OR_NULL,
+        "error": _STR_OR_NULL, "failures": {"type": "integer", "description": "failed polls in a row, across restarts"},
+        "next_try": {**_TIME_OR_NULL, "description": "the retry to come while a daemon runs; null once due"},
         "polls_1h": {"type": "integer"}, "failed_1h": {"type": "integer"}, "requests_1h": {"type": "integer"},
         "aircraft_1h": {"type": "integer"}, "kept_1h": {"type": "integer"}, "rejected_1h": {"type": "integer"},
     })  # fmt: skip
@@ -220,6 +222,13 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "200 while some enabled feed succeeded within stale_after_s; 503 with a reason otherwise",
                 "operationId": "health",
                 "responses": {"200": _json("Polling works", "Health"), "503": _json("Polling is stale", "Health")},
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics, text format: the daemon's counters when `ingest run` serves the API, "
+                "and gauges read from the database (its size, the outbox, open sorties, each feed's last success)",
+                "operationId": "metrics",
+                "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
             }},
             "/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from ingest.feeds.policy import Pacing
 from ingest.feeds.readsb import parse_readsb
 from ingest.feeds.recorded import Unreadable, read_replay
 from ingest.geo import Area, Projector
+from ingest.metrics import NO_METRICS, Metrics
 from ingest.models import FeedHealth, Observation, ParseResult, PollRecord, Rejected, Report, Sighting
 from ingest.watchlist import Watchlist, normalise_registration
 
@@ -253,22 +254,30 @@ class FeedJob:
         sleep: Sleep,
         *,
         one_shot: bool = False,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.feed = feed
-        self.fetch = fetch
+        self.fetch = fetch if metrics is NO_METRICS else _counting(fetch, feed.name, metrics)
+        self.metrics = metrics
         self.selector = selector
         self.clock = clock
         self.sleep = sleep
         self.one_shot = one_shot  # `ingest poll`: there is no next try
         self.pacing = Pacing(feed.settings.interval_s)
         self._logged_rejections: set[str] = set()
+        self._told = False  # this run has logged the current failing episode
 
     def run(self, force: bool = False) -> PollOutcome | None:
         """Poll unless the feed is parked (`force` polls anyway); None when parked."""
         if not force and not self.pacing.ready(self.clock()):
             return None
         outcome = poll_feed(self.feed, self.fetch, self.selector, self.clock, self.sleep)
+        self.metrics.poll(outcome.record, outcome.failure, outcome.rejected)
         self._log_rejections(outcome.rejected)
+        if outcome.failure is not None and self.sleep(0):
+            # Cut short by our own stop (SIGTERM): no failure of the feed's. Its state stays as it was, so that
+            # `ingest feeds` never shows a healthy feed as failing after a clean stop.
+            return outcome
         if outcome.failure is None:
             failed = self.pacing.on_success()
             if failed:
@@ -286,11 +295,10 @@ class FeedJob:
         status = getattr(exc, "status", None)
         retry_after = exc.retry_after_s if isinstance(exc, FeedUnavailable) else None
         wait_s = self.pacing.on_failure(self.clock(), exc.reason, status, retry_after)
-        if self.sleep(0):
-            return  # cut short because we are stopping: not the feed's fault, nothing to report
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs its own outages, once each
-        if self.pacing.new_episode:
+        if self.pacing.new_episode or not self._told:  # and once in this run, for an episode taken up (resume)
+            self._told = True
             access = getattr(self.feed, "access_hint", "") or "the feed needs approval or a key"
             hint = f" (access refused: {access})" if status in (401, 403) else ""
             # A one-shot run (`ingest poll`) has no next try to announce.
@@ -299,10 +307,33 @@ class FeedJob:
         else:
             log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
 
+    def resume(self, health: dict[str, Any]) -> None:
+        """Take up the failing episode the store recorded for this feed (its feed_state row), if any."""
+        failures = health.get("failures") or 0
+        since = health.get("degraded_since")
+        self.pacing.resume(int(failures), datetime.fromisoformat(since) if since else None, health.get("reason"))
+
     def _log_rejections(self, rejected: Sequence[Rejected]) -> None:
         if isinstance(self.feed, StreamFeed):
             return  # a stream logs each kind of bad line once as it reads it
         log_rejections(self.feed.name, rejected, self._logged_rejections)
+
+
+def _counting(fetch: Fetch, feed: str, metrics: Metrics) -> Fetch:
+    """`fetch`, telling `metrics` the status of every HTTP answer (an error status included)."""
+
+    def counted(req: FeedRequest) -> Response:
+        try:
+            response = fetch(req)
+        except FeedUnavailable as exc:
+            if exc.status is not None:
+                metrics.response(feed, exc.status)
+            raise
+        if response.status is not None:  # None: a file, no HTTP
+            metrics.response(feed, response.status)
+        return response
+
+    return counted
 
 
 def log_rejections(feed: str, rejected: Sequence[Rejected], logged: set[str]) -> None:

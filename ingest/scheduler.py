@@ -11,6 +11,8 @@ a sortie clock that ends sorties on time.
   end (Tracker.next_deadline, in covered time), at most `[sorties] check_interval_s`, or until sorties
   change, and asks the writer to check. An end is found within a second of its deadline however slow the
   feeds are.
+- Retention (retention.py) runs in the writer too, one short transaction at a time and only when no
+  poll waits, so that deleting a year of old sightings never delays a poll.
 - A failed database write (a full disk) is logged once per episode by the writer, and once when writes
   work again; the poll's data is not stored, and its time does not count as coverage.
 - `stop` (set by SIGTERM/SIGINT in the CLI) cuts any pacing wait short; `shutdown(wait=True)` lets the
@@ -48,7 +50,9 @@ from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.lead import Shared, Solo
+from ingest.metrics import CHANNEL_MQTT, NO_METRICS, Metrics
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
+from ingest.retention import PAUSE_S, ROUND_EVERY_S, Retention
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
 
@@ -79,10 +83,11 @@ def utc_now() -> datetime:
 class Writer(threading.Thread):
     """The only thread that touches the database while the daemon runs."""
 
-    def __init__(self, app: App, clock: Clock) -> None:
+    def __init__(self, app: App, clock: Clock, metrics: Metrics = NO_METRICS) -> None:
         super().__init__(name="ingest-writer", daemon=True)
         self.app = app
         self.clock = clock
+        self.metrics = metrics
         self.sorter: Solo | Shared | None = None  # built in the writer thread, with the Store
         self.on_alerts: Callable[[], None] = lambda: None  # the relay's wake-up, once there is one
         self.on_change: Callable[[], None] = lambda: None  # the sortie clock's wake-up
@@ -103,6 +108,8 @@ class Writer(threading.Thread):
         self._retry_s = _RETRY_MIN_S
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
         self._next_beat = time.monotonic()
+        self.retention = Retention(app.settings.retention)
+        self._next_prune = time.monotonic() if self.retention.enabled else float("inf")  # a round at start-up
         self.daemon_id = lead.daemon_id()
 
     def open(self) -> None:
@@ -146,6 +153,10 @@ class Writer(threading.Thread):
                     if not self._down():
                         self._beat(store)
                     continue
+                if item is _PRUNE:
+                    if not self._down():
+                        self._prune(store)
+                    continue
                 fn, future, when_down = item
                 if not future.set_running_or_notify_cancel():
                     continue
@@ -174,19 +185,34 @@ class Writer(threading.Thread):
             store.close()
 
     def _get(self) -> Any:
-        """The next job, or the writer's own when one is due: a heartbeat, a checkpoint."""
-        now = time.monotonic()
-        wait_s = min(self._next_checkpoint, self._next_beat) - now
-        if wait_s > 0:
+        """The next job, or the writer's own when one is due: a heartbeat, a checkpoint, a retention step
+        (which gives way to any job waiting)."""
+        while (wait_s := min(self._next_checkpoint, self._next_beat, self._next_prune) - time.monotonic()) > 0:
             try:
                 return self._queue.get(timeout=wait_s)
             except queue.Empty:
-                now = time.monotonic()
+                continue
+        now = time.monotonic()
         if now >= self._next_beat:
             self._next_beat = now + HEARTBEAT_S
             return _HEARTBEAT
-        self._next_checkpoint = now + _WAL_CHECK_S
-        return _CHECKPOINT
+        if now >= self._next_checkpoint:
+            self._next_checkpoint = now + _WAL_CHECK_S
+            return _CHECKPOINT
+        try:
+            return self._queue.get_nowait()  # polls first: retention waits for a quiet moment
+        except queue.Empty:
+            return _PRUNE
+
+    def _prune(self, store: Store) -> None:
+        """One retention step (one short transaction); the next one soon while the round lasts."""
+        try:
+            more = self.retention.step(store, self.clock())
+        except StoreError as exc:  # the round starts again later; polls are not concerned
+            log.warning("retention: %s; trying again in %.0f min", exc, ROUND_EVERY_S / 60)
+            self.retention = Retention(self.app.settings.retention)
+            more = False
+        self._next_prune = time.monotonic() + (PAUSE_S if more else ROUND_EVERY_S)
 
     def _beat(self, store: Store, stopped: bool = False) -> None:
         """Tell readers (`ingest feeds`, the page) that this daemon runs, or has stopped cleanly."""
@@ -265,8 +291,9 @@ class Writer(threading.Thread):
 
         def make_tracker(store: Store, covers: dict[str, tuple[frozenset[str], float]]) -> Tracker:
             tracker = Tracker(
-                settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist, covers=covers
-            )
+                settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist, covers=covers,
+                metrics=self.metrics,
+            )  # fmt: skip
             tracker.on_change = lambda: self.on_change()
             return tracker
 
@@ -322,8 +349,9 @@ def _positions(outcome: PollOutcome) -> int:
     return len(outcome.reports) + len(outcome.sightings) + 1
 
 
-_CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat
+_CHECKPOINT = object()  # the writer's own jobs: checkpoint the WAL, write the heartbeat, prune (retention.py)
 _HEARTBEAT = object()
+_PRUNE = object()
 
 
 class SortieClock(threading.Thread):
@@ -442,17 +470,18 @@ def _tick(job: FeedJob, writer: Writer) -> None:
     if outcome is None:
         return
     future = writer.save(outcome)
-    future.add_done_callback(lambda f: _saved(outcome, f))
+    future.add_done_callback(lambda f: _saved(job, outcome, f))
     if writer.pending() > _WRITER_BEHIND:
         with contextlib.suppress(Exception):
             future.result(timeout=_SAVE_TIMEOUT_S)
 
 
-def _saved(outcome: PollOutcome, future: Future[int]) -> None:
+def _saved(job: FeedJob, outcome: PollOutcome, future: Future[int]) -> None:
     if future.exception() is not None:
         return  # the writer logs failing writes once per episode
     stored = future.result()
     r = outcome.record
+    job.metrics.stored(r.feed, stored)
     level = logging.INFO if stored else logging.DEBUG
     log.log(level, "feed %s: %d aircraft, %d watched, %d in area, %d new", r.feed, r.aircraft, r.matched, r.kept,
             stored)  # fmt: skip
@@ -493,10 +522,11 @@ class Alerts:
     """The MQTT publisher and the outbox relay, run while this daemon leads (always, alone on its
     database; several daemons on one: only the leader relays, so each alert is published by one)."""
 
-    def __init__(self, settings: Settings, writer: Writer, clock: Clock) -> None:
+    def __init__(self, settings: Settings, writer: Writer, clock: Clock, metrics: Metrics = NO_METRICS) -> None:
         self.settings = settings
         self.writer = writer
         self.clock = clock
+        self.metrics = metrics
         self.publisher: MqttPublisher | None = None
         self.relay: AlertRelay | None = None
 
@@ -512,7 +542,9 @@ class Alerts:
         wake = threading.Event()  # set by new alerts in the outbox and by every PUBACK
         self.publisher = MqttPublisher(mqtt_options(self.settings), on_ack=wake.set)
         self.publisher.start()
-        self.relay = AlertRelay(OutboxRelay(_WriterOutbox(self.writer), self.publisher, self.clock), wake)
+        self.metrics.watch_connection(CHANNEL_MQTT, self.publisher.is_connected)
+        outbox = OutboxRelay(_WriterOutbox(self.writer), self.publisher, self.clock, metrics=self.metrics)
+        self.relay = AlertRelay(outbox, wake)
         self.writer.on_alerts = self.relay.wake
         self.relay.start()
 
@@ -537,23 +569,27 @@ def _final_check(writer: Writer) -> None:
         log.exception("the last sortie check failed")
 
 
-def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
-    """Poll every feed on its interval until `stop` is set; returns the exit code."""
-    writer = Writer(app, clock)
+def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics: Metrics = NO_METRICS) -> int:
+    """Poll every feed on its interval until `stop` is set, counting in `metrics`; returns the exit code."""
+    writer = Writer(app, clock, metrics)
     writer.open()
-    alerts = Alerts(app.settings, writer, clock)
+    metrics.database_ready()
+    alerts = Alerts(app.settings, writer, clock, metrics)
     scheduler = BackgroundScheduler(
         timezone=UTC,
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(app.feeds)))},
     )
     fetchers = []
+    # Each feed's failing episode goes on across a restart: failures in a row count the whole episode.
+    recorded = writer.submit(lambda store: store.feed_health(clock())).result(timeout=_SAVE_TIMEOUT_S)
     streams = [feed for feed in app.feeds if isinstance(feed, StreamFeed)]
     for stream in streams:
         stream.start()  # reads in its own thread; each tick takes what arrived
     for feed in app.feeds:
         fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
         fetchers.append(fetcher)
-        job = FeedJob(feed, fetcher, app.selector, clock, stop.wait)
+        job = FeedJob(feed, fetcher, app.selector, clock, stop.wait, metrics=metrics)
+        job.resume(recorded.get(feed.name, {}))
         interval_s = feed.settings.interval_s
         scheduler.add_job(
             _tick,

@@ -32,6 +32,7 @@ from ingest.detect.coverage import ALL, Coverage, aircraft_scopes, feed_scopes
 from ingest.detect.emergencies import EmergencyDetector
 from ingest.detect.orbits import OrbitDetector
 from ingest.detect.sorties import Locate, SortieDetector, Update
+from ingest.metrics import NO_METRICS, Metrics
 from ingest.models import Alert, Place, Sighting, Sortie, SortieEvent
 from ingest.pipeline import PollOutcome
 from ingest.store import Store, Tracking
@@ -139,6 +140,7 @@ class Tracker:
         alerts: bool | None = None,
         synthetic: bool = False,
         covers: dict[str, tuple[frozenset[str], float]] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.on_alerts = on_alerts  # called after alerts were committed to the outbox
         self.on_change: Callable[[], object] = lambda: None  # called after sorties changed (the sortie clock)
@@ -149,6 +151,7 @@ class Tracker:
         # With MQTT off nothing is queued; synthetic data (the bundled demo) never alerts anyone.
         self.alerts = (settings.mqtt.enabled if alerts is None else alerts) and not synthetic
         self.synthetic = synthetic
+        self.metrics = metrics  # the demo's lane counts nothing: its sorties are no real ones
         self._settings = settings
         self._demo: Tracker | None = None  # the lane of synthetic recordings, made when one comes
         # What each feed covers: this daemon's own, and (a leader) what the stream says of other daemons'.
@@ -372,9 +375,11 @@ class Tracker:
 
     def _done(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> None:
         _log_events(update.events)
+        self.metrics.sortie_events(update.events)
         for sortie, h in found:  # one line per episode: its later snapshots (an orbit's laps) are not news
             if h.event_id not in self._announced:
                 self._announced.add(h.event_id)
+                self.metrics.happening(h.kind)
                 log.info(
                     "sortie %s: %s %d at %.3f, %.3f since %s (%s)", sortie.sortie_id, h.kind, h.n, h.lat_deg,
                     h.lon_deg, iso_z(h.started_at), ", ".join(f"{k} {v}" for k, v in h.details.items()),

@@ -4,6 +4,7 @@ CLI's plain-text tables. Pure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest.config import FeedSettings
@@ -47,15 +48,29 @@ def happening_dict(h: Happening) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def feed_row(fs: FeedSettings, h: dict[str, Any]) -> dict[str, Any]:
-    """One feed's health as `ingest feeds --format json` prints it; `state` is disabled (by config),
-    never polled, ok, degraded or parked."""
-    state = "disabled" if not fs.enabled else h.get("state", "never polled")
+def feed_state(fs: FeedSettings, h: dict[str, Any]) -> str:
+    """disabled (by config), never polled, ok, never succeeded (failing since its first poll), degraded
+    (failing, retried within a few ticks) or parked (a 403, a long Retry-After)."""
+    if not fs.enabled:
+        return "disabled"
+    state = str(h.get("state", "never polled"))
+    if state == "degraded" and not h.get("last_success_at"):
+        return "never succeeded"
+    return state
+
+
+def feed_row(fs: FeedSettings, h: dict[str, Any], now: datetime | None = None, running: bool = True) -> dict[str, Any]:
+    """One feed's health as `ingest feeds --format json` prints it (feed_state() says which `state`).
+    `next_try` is a time to come, while a daemon runs (`running`) and the feed fails; never one gone by."""
+    failing = bool(h.get("failures"))
+    next_try = h.get("next_try_at") if failing and running and fs.enabled else None
+    if next_try is not None and now is not None and datetime.fromisoformat(next_try) <= now:
+        next_try = None  # due: the next tick tries it
     return {
-        "feed": fs.name, "kind": fs.kind, "state": state, "last_poll": h.get("at"),
+        "feed": fs.name, "kind": fs.kind, "state": feed_state(fs, h), "last_poll": h.get("at"),
         "last_success": h.get("last_success_at"), "last_error": h.get("last_error_at"),
-        "error": h.get("reason") if h.get("failures") else None, "failures": h.get("failures", 0),
-        "next_try": h.get("next_try_at") if h.get("failures") else None,
+        "error": h.get("reason") if failing else None, "failures": h.get("failures", 0),
+        "next_try": next_try,
         "polls_1h": h.get("polls", 0), "failed_1h": h.get("failed", 0), "requests_1h": h.get("requests", 0),
         "aircraft_1h": h.get("aircraft", 0), "kept_1h": h.get("kept", 0), "rejected_1h": h.get("rejected", 0),
     }  # fmt: skip
@@ -124,10 +139,20 @@ def _sortie_cell(row: dict[str, Any], key: str) -> str:
 
 _FEED_TABLE = (
     ("feed", "feed", 8), ("kind", "kind", 9), ("state", "state", 8), ("last_success", "last success", 20),
-    ("last_error", "last error", 20), ("failures", "fails", 5), ("polls_1h", "polls/1h", 8),
-    ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11), ("kept_1h", "kept/1h", 7),
-    ("rejected_1h", "malformed/1h", 12), ("error", "error", 5),
+    ("last_error", "last error", 20), ("failures", "fails", 5), ("next_try", "next try", 8),
+    ("polls_1h", "polls/1h", 8), ("requests_1h", "req/1h", 6), ("aircraft_1h", "aircraft/1h", 11),
+    ("kept_1h", "kept/1h", 7), ("rejected_1h", "malformed/1h", 12), ("error", "error", 5),
 )  # fmt: skip
+
+
+def next_try_text(row: dict[str, Any], now: datetime, running: bool) -> str:
+    """`in 4m10s` for a retry to come; `due` for a failing feed whose wait is over (the daemon's next tick
+    polls it); `-` when nothing is planned (the feed is fine, disabled, or no daemon runs)."""
+    if row["next_try"] is not None:
+        left = max(0, int((datetime.fromisoformat(row["next_try"]) - now).total_seconds()))
+        return f"in {left // 60}m{left % 60:02d}s" if left >= 60 else f"in {left}s"
+    failing = row["failures"] and row["state"] not in ("disabled", "never polled")
+    return "due" if failing and running else "-"
 
 
 def _plain(row: dict[str, Any], key: str) -> str:
@@ -162,5 +187,6 @@ def sorties_table(rows: list[dict[str, Any]]) -> str:
     return grid(rows, _SORTIE_TABLE, _sortie_cell)
 
 
-def feeds_table(rows: list[dict[str, Any]]) -> str:
-    return grid(rows, _FEED_TABLE, _plain)
+def feeds_table(rows: list[dict[str, Any]], now: datetime, running: bool) -> str:
+    shown = [{**r, "next_try": next_try_text(r, now, running)} for r in rows]
+    return grid(shown, _FEED_TABLE, _plain)

@@ -26,7 +26,7 @@ What it measures (reliability-and-performance.md §1.4 and §1.8, GitHub issue 3
    marked sent (checked with outbox_counts() afterwards), for the shipped code:
    (a) the one-shot path `deliver_pending(settings, store, clock, timeout_s)` (one thread, Store as port,
        waiting for the next PUBACK between pumps);
-   (b) the daemon path: Writer thread + `_start_alerts` (AlertRelay thread woken by every PUBACK,
+   (b) the daemon path: Writer thread + `Alerts` (AlertRelay thread woken by every PUBACK,
        `_WriterOutbox` as port);
    beside the floor, in the same run: a bare paho v5 client publishing the same payloads QoS 1 with
    max_inflight 100 and waiting for every PUBACK. Ratios are path rate / floor rate. Only time stamps are
@@ -109,8 +109,8 @@ from ingest.scheduler import (
     _FLUSH_ON_STOP_S,
     _RELAY_PERIOD_S,
     AlertRelay,
+    Alerts,
     Writer,
-    _start_alerts,
     _WriterOutbox,
     deliver_pending,
     run_daemon,
@@ -708,7 +708,7 @@ def writer_store(trace: PortTrace) -> type[Store]:
 
 
 def traced_publisher(trace: PortTrace) -> type[MqttPublisher]:
-    """The MqttPublisher that deliver_pending and _start_alerts build, with publish() and PUBACKs timed."""
+    """The MqttPublisher that deliver_pending and Alerts build, with publish() and PUBACKs timed."""
 
     class TracedPublisher(MqttPublisher):
         def publish(self, topic: str, payload: str) -> int | None:
@@ -814,7 +814,7 @@ def drain_one_shot(scratch: Path, settings: Settings, alerts: Sequence[Alert]) -
 
 
 def drain_daemon(scratch: Path, app: App, alerts: Sequence[Alert]) -> Drain:
-    """(b) Writer + _start_alerts (AlertRelay woken by PUBACKs + _WriterOutbox), as run_daemon builds them."""
+    """(b) Writer + Alerts (AlertRelay woken by PUBACKs + _WriterOutbox), as run_daemon builds them."""
     settings = with_client_id(app.settings, "bench-alerts-daemon", scratch / "daemon.db")
     store = SqliteStore(settings.database.path)
     try:
@@ -830,7 +830,9 @@ def drain_daemon(scratch: Path, app: App, alerts: Sequence[Alert]) -> Drain:
     try:
         with patched_scheduler(**timed):
             t_start = perf_counter()
-            publisher, relay = _start_alerts(settings, writer, utc_now)
+            service = Alerts(settings, writer, utc_now)
+            service.start()
+            publisher, relay = service.publisher, service.relay
         if publisher is None or relay is None:
             raise RuntimeError("mqtt is not enabled in the drain config")
         try:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from ingest.metrics import CHANNEL_MQTT, NO_METRICS, Metrics
+
 log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 100
@@ -43,8 +45,13 @@ class OutboxRelay:
         publisher: PublisherPort,
         clock: Callable[[], datetime],
         max_inflight: int = MAX_INFLIGHT,
+        *,
+        metrics: Metrics = NO_METRICS,
+        channel: str = CHANNEL_MQTT,
     ) -> None:
         self.outbox = outbox
+        self.metrics = metrics
+        self.channel = channel
         self.publisher = publisher
         self.clock = clock
         self.max_inflight = max_inflight
@@ -82,7 +89,9 @@ class OutboxRelay:
                 continue
             if ok:
                 self._acked.append(row_id)
+                self.metrics.delivered(self.channel, 1)
             else:
+                self.metrics.failed(self.channel, 1)
                 self._held[row_id] = self.clock() + timedelta(seconds=FAILED_RETRY_S)
                 log.error("the broker refused alert %d: %s; retrying in %.0f s", row_id, reason, FAILED_RETRY_S)
 

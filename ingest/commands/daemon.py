@@ -24,10 +24,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not http.enabled:
             return run_daemon(app, stop)
         from ingest.api import ApiServer
+        from ingest.metrics_prometheus import daemon_metrics
 
+        # The daemon's counters live in this process: the API it serves shows them at /metrics.
+        metrics = daemon_metrics(app.settings)
         # The API binds first: a port in use stops start-up before any poll.
-        with ApiServer(app.settings, http.host, http.port, stale_after_s=http.stale_after_s, watchlist=app.watchlist):
-            return run_daemon(app, stop)
+        with ApiServer(
+            app.settings, http.host, http.port, stale_after_s=http.stale_after_s, watchlist=app.watchlist,
+            metrics=metrics.render,
+        ):  # fmt: skip
+            return run_daemon(app, stop, metrics=metrics)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -51,13 +57,16 @@ def cmd_poll(args: argparse.Namespace) -> int:
     try:
         store.sync_watchlist(app.watchlist)
         sorter = one_shot(app.settings, store, app.watchlist)
+        recorded = store.feed_health(utc_now())  # a failing episode goes on across runs (cron)
         for feed in app.feeds:
             fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
             if isinstance(feed, StreamFeed):  # listen for one interval, then take what came
                 feed.start()
                 time.sleep(feed.settings.interval_s)
+            job = FeedJob(feed, fetcher, app.selector, utc_now, time.sleep, one_shot=True)
+            job.resume(recorded.get(feed.name, {}))
             try:
-                outcome = FeedJob(feed, fetcher, app.selector, utc_now, time.sleep, one_shot=True).run(force=True)
+                outcome = job.run(force=True)
             finally:
                 fetcher.close()
                 if isinstance(feed, StreamFeed):

@@ -103,10 +103,10 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         daemon = daemon_status(store, now)
     finally:
         store.close()
-    rows = [feed_row(fs, health.get(fs.name, {})) for fs in s.feeds]
+    rows = [feed_row(fs, health.get(fs.name, {}), now, daemon.running) for fs in s.feeds]
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
         print(daemon.describe())
-        print(feeds_table(rows))
+        print(feeds_table(rows, now, daemon.running))
     return 0

@@ -27,6 +27,15 @@ class Pacing:
     degraded_since: datetime | None = None
     last_reason: str | None = None
 
+    def resume(self, failures: int, degraded_since: datetime | None, reason: str | None) -> None:
+        """Take up an episode a previous run recorded (the feed failed `failures` times in a row since
+        `degraded_since`): a restart does not start the count of failures in a row again. The next poll
+        is not delayed: a restart (a fixed key, say) deserves a try at once."""
+        if failures > 0 and self.failures == 0:
+            self.failures = failures
+            self.degraded_since = degraded_since
+            self.last_reason = reason
+
     def ready(self, now: datetime) -> bool:
         return self.next_allowed_at is None or now >= self.next_allowed_at
 

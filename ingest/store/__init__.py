@@ -17,6 +17,7 @@ from ingest.store.base import (
     SIGHTING_FIELDS,
     Aircraft,
     DatabaseMissing,
+    DatabaseStats,
     Store,
     Tracking,
     sighting_row,
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from ingest.config import DatabaseSettings
 
 __all__ = [
-    "SIGHTING_FIELDS", "Aircraft", "DatabaseMissing", "SqliteStore", "Store", "Tracking", "is_postgres",
-    "open_configured", "open_store", "sighting_row",
+    "SIGHTING_FIELDS", "Aircraft", "DatabaseMissing", "DatabaseStats", "SqliteStore", "Store", "Tracking",
+    "is_postgres", "open_configured", "open_store", "sighting_row",
 ]  # fmt: skip
 
 _POSTGRES = ("postgresql://", "postgres://")

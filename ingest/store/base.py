@@ -56,6 +56,21 @@ class Aircraft:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """What `ingest db stats` tells of a database: rows per table, the sightings' span, sizes on disk."""
+
+    backend: str
+    where: str  # a path, or a URL without its password
+    tables: Mapping[str, int]  # rows per table of ours
+    oldest_sighting: datetime | None
+    newest_sighting: datetime | None
+    size_bytes: int  # the file (SQLite) or pg_database_size (PostgreSQL)
+    wal_bytes: int | None = None  # SQLite's write-ahead log
+    free_bytes: int | None = None  # SQLite's free pages, which VACUUM gives back to the file system
+    partitions: Sequence[tuple[str, int, int]] = ()  # PostgreSQL: (name, rows, bytes) of each month of sightings
+
+
+@dataclass(frozen=True, slots=True)
 class Tracking:
     """Sortie changes, per-aircraft report times, what the detectors found and the alerts all these raised,
     saved with their poll."""
@@ -98,6 +113,7 @@ class Store(Protocol):
     def atomic(self) -> AbstractContextManager[None]: ...
     def describe(self) -> str: ...  # where it is, for messages: a path, or a URL without its password
     def wal_bytes(self) -> int: ...
+    def size_bytes(self) -> int: ...
     def checkpoint(self) -> tuple[int, int]: ...
 
     # writes
@@ -119,6 +135,13 @@ class Store(Protocol):
     ) -> None: ...
     def mark_sent(self, ids: Sequence[int], at: datetime) -> None: ...
     def remove_synthetic(self) -> tuple[int, int]: ...
+    def prune_sightings(
+        self, before: datetime, start_hex: str, limit: int, max_hexes: int
+    ) -> tuple[int, str | None]: ...
+    def prune_outbox(self, before: datetime, limit: int) -> int: ...
+    def drop_partitions_before(self, before: datetime) -> list[str]: ...
+    def stats(self) -> DatabaseStats: ...
+    def vacuum(self) -> None: ...
 
     # reads
     def feed_health(self, since: datetime) -> dict[str, dict[str, Any]]: ...

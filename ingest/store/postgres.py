@@ -32,7 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.errors import StoreError
 from ingest.store import postgres_schema
-from ingest.store.base import DatabaseMissing, StreamRow
+from ingest.store.base import DatabaseMissing, DatabaseStats, StreamRow
 from ingest.store.sql import SqlStore, reading
 from ingest.timeutil import iso_z
 
@@ -358,6 +358,60 @@ class PostgresStore(SqlStore):
         with self._writing("prune the poll stream"), self.atomic():
             return self._exec("DELETE FROM reports WHERE id <= ? AND stored_at < ?", (upto_id, before.timestamp()))
 
+    def drop_partitions_before(self, before: datetime) -> list[str]:
+        """Drop the months of sightings that end at or before `before`, in one transaction (under the lock
+        that partition making takes); returns their names, oldest first. A month that straddles `before` is
+        left for prune_sightings' batches."""
+        cut = before.timestamp()
+        dropped: list[str] = []
+        with self._writing("drop old months of sightings"), self.atomic():
+            self._exec(f"SELECT pg_advisory_xact_lock({_PARTITION_LOCK})")
+            names = sorted(
+                name for (name,) in self._rows(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'sightings'::regclass"
+                )
+            )  # fmt: skip
+            for name in names:
+                month = postgres_schema.partition_month(name)
+                if month is None or month[1] > cut:
+                    continue  # not one of ours, or not wholly before the cut
+                self._exec(f"DROP TABLE {name}")  # a name partition_month() read: letters and digits only
+                dropped.append(name)
+        self._partitions.difference_update(dropped)  # made again, empty, if rows for that month ever come
+        return dropped
+
+    # -- upkeep (`ingest db`) ------------------------------------------------------------------------------
+
+    def stats(self) -> DatabaseStats:
+        """Rows per table (the sightings' months apart, with their sizes), the sightings' span, the
+        database's size on the server."""
+        with self._writing("read the database's statistics"):
+            tables = [n for (n,) in self._rows(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                "ORDER BY c.relname"
+            )]  # fmt: skip
+            months = self._rows(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sightings'::regclass ORDER BY c.relname"
+            )
+            counts = self._row_counts([t for t in tables if t != "sightings"])
+            month_rows = self._row_counts([name for name, _ in months])
+            counts["sightings"] = sum(month_rows.values())
+            oldest, newest = self._sightings_span()
+            partitions = [(name, month_rows[name], int(size)) for name, size in months]
+            return DatabaseStats(
+                self.backend, self.describe(), dict(sorted(counts.items())), oldest, newest, self.size_bytes(),
+                partitions=partitions,
+            )  # fmt: skip
+
+    def vacuum(self) -> None:
+        """VACUUM (ANALYZE) the database: dead rows' space made reusable, the planner's statistics fresh.
+        Runs outside a transaction (PostgreSQL refuses VACUUM inside one), beside running daemons."""
+        with self._writing("vacuum the database"):
+            self._exec("VACUUM (ANALYZE)")
+
     # -- no WAL of ours to mind: the server owns its own ---------------------------------------------
 
     def wal_bytes(self) -> int:
@@ -365,6 +419,12 @@ class PostgresStore(SqlStore):
 
     def checkpoint(self) -> tuple[int, int]:
         return 0, 0
+
+    def size_bytes(self) -> int:
+        """The database's size on the server (every table, index and partition)."""
+        with self._writing("read the database's size"):
+            row = self._one("SELECT pg_database_size(current_database())")
+        return int(row[0]) if row else 0
 
 
 def _applied(conn: psycopg.Connection[Any]) -> list[str]:

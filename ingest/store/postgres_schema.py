@@ -15,6 +15,7 @@ not both apply one. Add a migration by appending to MIGRATIONS; never change one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +130,18 @@ def month_bounds(ts: int) -> tuple[int, int, str]:
     start = datetime(at.year, at.month, 1, tzinfo=UTC)
     end = datetime(at.year + (at.month == 12), at.month % 12 + 1, 1, tzinfo=UTC)
     return int(start.timestamp()), int(end.timestamp()), f"sightings_y{at.year:04d}m{at.month:02d}"
+
+
+_PARTITION_NAME = re.compile(r"sightings_y(\d{4})m(\d{2})")
+
+
+def partition_month(name: str) -> tuple[int, int] | None:
+    """(first second, next month's first second) of a partition partition_ddl named; None for another name."""
+    match = _PARTITION_NAME.fullmatch(name)
+    if match is None or not 1 <= int(match.group(2)) <= 12:
+        return None
+    lo, hi, _ = month_bounds(int(datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC).timestamp()))
+    return lo, hi
 
 
 def partition_ddl(ts: int) -> tuple[str, str]:

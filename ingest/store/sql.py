@@ -319,6 +319,62 @@ class SqlStore:
             )
         return sightings, len(ids)
 
+    # -- retention (retention.py): each call one short transaction ---------------------------------------
+
+    def prune_sightings(self, before: datetime, start_hex: str, limit: int, max_hexes: int) -> tuple[int, str | None]:
+        """Delete at most `limit` sightings timed before `before`, walking the aircraft in hex order from
+        `start_hex` on (at most `max_hexes` of them), in one transaction. Returns (deleted, the hex to go on
+        from next time, or None when the walk reached the last one). Each step is a primary-key lookup or
+        range scan: no scan of the table, however large."""
+        cut = int(before.timestamp())
+        deleted = 0
+        with self._writing("delete old sightings"), self.atomic():
+            row = self._one("SELECT min(hex) FROM sightings WHERE hex >= ?", (start_hex,))
+            current: str | None = row[0] if row else None
+            for _ in range(max_hexes):
+                if current is None:
+                    break
+                deleted += self._exec(
+                    "DELETE FROM sightings WHERE hex = ? AND ts IN "
+                    "(SELECT ts FROM sightings WHERE hex = ? AND ts < ? ORDER BY ts LIMIT ?)",
+                    (current, current, cut, limit - deleted),
+                )
+                if deleted >= limit:
+                    break  # this aircraft may hold more: start from it next time
+                row = self._one("SELECT min(hex) FROM sightings WHERE hex > ?", (current,))
+                current = row[0] if row else None
+        return deleted, current
+
+    def prune_outbox(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` outbox rows delivered before `before` (never an undelivered one)."""
+        with self._writing("delete delivered alerts"), self.atomic():
+            return self._exec(
+                "DELETE FROM outbox WHERE id IN "
+                "(SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? ORDER BY id LIMIT ?)",
+                (iso_z(before), limit),
+            )
+
+    def drop_partitions_before(self, before: datetime) -> list[str]:
+        """Drop whole partitions of sightings that lie before `before` (PostgreSQL); SQLite has none."""
+        return []
+
+    # -- upkeep (`ingest db`) ------------------------------------------------------------------------------
+
+    def _row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Exact rows per table (a full count: `ingest db stats` is run by hand, not on every poll)."""
+        counts: dict[str, int] = {}
+        for name in tables:
+            quoted = '"' + name.replace('"', '""') + '"'  # a name from the catalog, quoted all the same
+            row = self._one(f"SELECT count(*) FROM {quoted}")
+            counts[name] = int(row[0]) if row else 0
+        return counts
+
+    def _sightings_span(self) -> tuple[datetime | None, datetime | None]:
+        row = self._one("SELECT min(ts), max(ts) FROM sightings")
+        if row is None or row[0] is None:
+            return None, None
+        return from_epoch(row[0]), from_epoch(row[1])
+
     # -- reads -----------------------------------------------------------------------------------------
 
     @reading("read the feeds' health")

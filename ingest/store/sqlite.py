@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import StoreError
-from ingest.store.base import DatabaseMissing
+from ingest.store.base import DatabaseMissing, DatabaseStats
 from ingest.store.sql import SqlStore
 
 BUSY_TIMEOUT_MS = 5_000
@@ -133,6 +133,13 @@ class SqliteStore(SqlStore):
         except OSError:
             return 0
 
+    def size_bytes(self) -> int:
+        """The database file's size (without its WAL; 0 in memory)."""
+        try:
+            return Path(self.path).stat().st_size
+        except OSError:
+            return 0
+
     def checkpoint(self) -> tuple[int, int]:
         """Copy the WAL into the database without waiting for readers (PASSIVE); when the WAL has grown past
         WAL_LIMIT_BYTES, wait briefly for readers and truncate it. Returns (WAL bytes before, after)."""
@@ -141,6 +148,29 @@ class SqliteStore(SqlStore):
         with self._writing("checkpoint the WAL"):
             self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         return before, self.wal_bytes()
+
+    # -- upkeep (`ingest db`) ------------------------------------------------------------------------------
+
+    def stats(self) -> DatabaseStats:
+        """Rows per table, the sightings' span, the file's, the WAL's and the free pages' sizes."""
+        with self._writing("read the database's statistics"):
+            names = [n for (n,) in self._rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name"
+            )]  # fmt: skip
+            oldest, newest = self._sightings_span()
+            page = self.conn.execute("PRAGMA page_size").fetchone()[0]
+            free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+            return DatabaseStats(
+                self.backend, self.describe(), self._row_counts(names), oldest, newest, self.size_bytes(),
+                self.wal_bytes(), int(page) * int(free),
+            )  # fmt: skip
+
+    def vacuum(self) -> None:
+        """Rebuild the file without its free pages (VACUUM), then empty the WAL that VACUUM filled. Needs
+        the database to itself for a moment: a running daemon's writes wait for it (or it for them)."""
+        with self._writing("vacuum the database"):
+            self.conn.execute("VACUUM")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def _check_is_sqlite(path: Path) -> None:

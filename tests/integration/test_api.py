@@ -184,7 +184,7 @@ def test_openapi_document(api: ApiServer) -> None:
     assert set(doc["paths"]) == {
         "/api/sightings/{tail}", "/api/sorties", "/api/sorties/{sortie_id}",
         "/api/sorties/{sortie_id}/track.geojson", "/api/feeds", "/api/now", "/api/coastline.geojson", "/healthz",
-        "/openapi.json", "/",
+        "/metrics", "/openapi.json", "/",
     }  # fmt: skip
     sighting = get(api, "/api/sightings/62-4125", limit=1).json()["items"][0]
     assert list(doc["components"]["schemas"]["Sighting"]["properties"]) == list(sighting)
@@ -320,7 +320,7 @@ def test_healthz_503_until_a_feed_succeeds(api: ApiServer, demo_config: Path, wr
         _save_health(config, FeedHealth("lol", "degraded", now, 1, now, now + timedelta(seconds=30), "HTTP 503"))
         r = get(server, "/healthz")
         assert r.status_code == 503 and r.json()["reason"] == "no feed has succeeded yet"
-        assert r.json()["feeds"] == {"lol": "degraded"}
+        assert r.json()["feeds"] == {"lol": "never succeeded"}
 
         _save_health(config, FeedHealth("lol", "ok", now - timedelta(seconds=120), 0, None, None, None))
         r = get(server, "/healthz")

@@ -202,6 +202,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "demo",
         "record",
         "check-config",
+        "db",
     }
     for name in commands:
         code, out, _ = run(capsys, name, "--help")

@@ -56,17 +56,32 @@ def test_feeds_shows_ok_degraded_parked_disabled_and_never_polled(
     assert (good["state"], good["failures"], good["error"]) == ("ok", 0, None)
     assert good["last_success"] and good["polls_1h"] == 1 and good["requests_1h"] == 2
     assert good["aircraft_1h"] == 1 and good["kept_1h"] == 1
-    assert (down["state"], down["failures"], down["error"]) == ("degraded", 1, "HTTP 500 Internal Server Error")
+    # A feed that has never answered usably is not "degraded": it never worked.
+    never = ("never succeeded", 1, "HTTP 500 Internal Server Error")
+    assert (down["state"], down["failures"], down["error"]) == never
     assert down["last_success"] is None and down["last_error"] and down["failed_1h"] == 1
-    assert locked["state"] == "parked" and locked["error"] == "HTTP 403 Forbidden" and locked["next_try"]
+    assert locked["state"] == "parked" and locked["error"] == "HTTP 403 Forbidden"
+    assert locked["next_try"] is None  # no daemon runs: no retry is planned, whatever the last one said
     assert rows["off"]["state"] == "disabled"
 
     capsys.readouterr()
     assert main(["feeds", "--config", str(config)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("no daemon") or table[0].startswith("daemon ")
-    assert table[1].split()[:3] == ["feed", "kind", "state"]
+    assert table[0].startswith("no daemon")
+    assert table[1].split()[:3] == ["feed", "kind", "state"] and "next try" in table[1]
     assert any(line.startswith("locked") and " parked " in line for line in table)
+    assert any(line.startswith("down") and " never succeeded " in line for line in table)
+
+    # Failures in a row count the episode, across runs; a feed that worked once and fails is degraded.
+    assert main(["poll", "--config", str(config)]) == 1
+    assert feeds_json(config, capsys)["down"]["failures"] == 2
+    feed_server.reply("/down/v2/", Reply(body=envelope([])))
+    assert main(["poll", "--config", str(config)]) == 1  # locked still fails
+    assert (feeds_json(config, capsys)["down"]["state"], feeds_json(config, capsys)["down"]["failures"]) == ("ok", 0)
+    feed_server.reply("/down/v2/", Reply(status=502, body=b"bad gateway"))
+    assert main(["poll", "--config", str(config)]) == 1
+    down = feeds_json(config, capsys)["down"]
+    assert (down["state"], down["failures"], down["error"]) == ("degraded", 1, "HTTP 502 Bad Gateway")
 
 
 def test_record_saves_raw_bodies_that_replay_reads_back(
@@ -154,3 +169,40 @@ def test_feeds_and_now_say_whether_a_daemon_runs_and_where_the_aircraft_is(
     assert main(["feeds", "--config", str(config)]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("no daemon is running: ") and " stopped at " in line, line
+
+
+def test_a_restart_goes_on_counting_the_episode_and_a_clean_stop_is_no_failure(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon], capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.reply("/down/v2/", Reply(status=503, body=b"busy"))
+    answers = {"n": 0}
+
+    def slow_after_two() -> Reply:
+        # Two quick answers (the feed is fine), then answers so slow that a stop always cuts one short.
+        answers["n"] += 1
+        return Reply(body=envelope([]), delay_s=0 if answers["n"] <= 4 else 5)
+
+    feed_server.reply("/slow/v2/", slow_after_two)
+    config = write_config([feed(feed_server, "down", interval_s=0.5), feed(feed_server, "slow", interval_s=0.5)])
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.wait_for(lambda: (daemon.query("SELECT failures FROM feed_state WHERE feed = 'down'") or 0) >= 2)
+    daemon.wait_for(lambda: answers["n"] >= 5)  # slow's request now hangs
+    rows = feeds_json(config, capsys)
+    assert rows["down"]["next_try"] is None or datetime.fromisoformat(rows["down"]["next_try"]) > datetime.now(UTC)
+    assert daemon.stop()[0] == 0
+    rows = feeds_json(config, capsys)
+    failures = rows["down"]["failures"]
+    assert rows["down"]["state"] == "never succeeded" and failures >= 2 and rows["down"]["next_try"] is None
+    # The poll our own stop cut short is no failure of the feed's: it stays ok.
+    assert (rows["slow"]["state"], rows["slow"]["failures"], rows["slow"]["error"]) == ("ok", 0, None)
+
+    last_poll = rows["down"]["last_poll"]
+    again = Daemon(config, log_name="daemon2.log")
+    daemons.append(again)
+    again.wait_for(lambda: again.query("SELECT at FROM feed_state WHERE feed = 'down'") != last_poll)
+    # The first poll of the new run goes on counting (a fresh count would say 1).
+    assert again.query("SELECT failures FROM feed_state WHERE feed = 'down'") in (failures + 1, failures + 2)
+    assert again.stop()[0] == 0
+    # The new run logs the episode it took up, once.
+    assert again.output().count("feed down failed: HTTP 503") == 1, again.output()

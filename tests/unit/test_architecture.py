@@ -25,11 +25,12 @@ OWNERS = {
     "uvicorn": {"api.py"},
     "tqdm": {"commands/__init__.py"},
     "matplotlib": {"mapping.py"},
+    "prometheus_client": {"metrics_prometheus.py"},
 }
 PURE = {
     "errors.py", "models.py", "records.py", "timeutil.py", "watchlist.py", "geo.py", "alerts/messages.py",
     "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py", "feeds/sbs.py", "openapi.py",
-    "feeds/recorded.py",
+    "feeds/recorded.py", "metrics.py",
 } | {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "detect").glob("*.py")}  # fmt: skip
 
 
@@ -63,3 +64,14 @@ def test_pure_core_does_no_io(module: str) -> None:
     forbidden = {"requests", "sqlite_utils", "sqlite3", "paho", "apscheduler", "socket", "urllib3"}
     assert not {n.split(".")[0] for n in imports(PACKAGE / module)} & forbidden
     assert not {n for n in imports(PACKAGE / module) if n in {"ingest.store", "ingest.pipeline", "ingest.scheduler"}}
+
+
+# Only the edges that serve metrics know their Prometheus implementation; the core calls metrics.Metrics.
+METRICS_IMPLEMENTATION_USERS = {"api.py", "commands/daemon.py"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_core_counts_through_the_metrics_protocol(module: str) -> None:
+    if module in METRICS_IMPLEMENTATION_USERS or module == "metrics_prometheus.py":
+        return
+    assert "ingest.metrics_prometheus" not in imports(PACKAGE / module)
