@@ -45,6 +45,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["sorties"],
         ["now"],
         ["feeds"],
+        ["watchlist", "list"],
+        ["watchlist", "show", "62-4125"],
         ["--help"],
     ],
     ids=lambda a: " ".join(a),
