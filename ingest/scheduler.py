@@ -40,7 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from ingest import __version__
 from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
-from ingest.app import App
+from ingest.app import App, rewire
 from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
@@ -48,6 +48,9 @@ from ingest.feeds.transport import Fetcher
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
+from ingest.watchlist import Watchlist
+from ingest.watchlist_files import sources
+from ingest.watchlist_reload import WatchlistWatcher
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +416,40 @@ def _final_check(writer: Writer) -> None:
         log.exception("the last sortie check failed")
 
 
+def watch_watchlist(app: App, writer: Writer, jobs: Sequence[FeedJob]) -> WatchlistWatcher | None:
+    """Start the thread that notices a changed watchlist (watchlist_reload.py) and applies it: the store
+    learns the new aircraft and the tracker which are watched (in the writer thread), then each feed job gets
+    the feed rebuilt for the new list (a stream keeps its connection and filters anew) and the new selector,
+    used from its next tick. None when `[watchlist] check_interval_s` is 0."""
+    period_s = app.settings.watchlist.check_interval_s
+    if not period_s:
+        return None
+    where = sources(app.settings)
+    current = [app]
+
+    def apply(watchlist: Watchlist) -> None:
+        rewired = rewire(current[0], watchlist)  # ConfigError: an interval too short for the new list's requests
+
+        def sync(store: Store) -> None:
+            store.sync_watchlist(watchlist)
+            if writer.tracker is not None:
+                writer.tracker.use_watchlist(watchlist)
+
+        writer.submit(sync).result(timeout=_SAVE_TIMEOUT_S)
+        feeds = {feed.name: feed for feed in rewired.feeds}
+        for job in jobs:
+            if isinstance(job.feed, StreamFeed):
+                getattr(job.feed, "use_watchlist", lambda _: None)(watchlist)
+            elif job.feed.name in feeds:
+                job.feed = feeds[job.feed.name]
+            job.selector = rewired.selector
+        current[0] = rewired
+
+    watcher = WatchlistWatcher(where, period_s, app.watchlist, apply)
+    watcher.start()
+    return watcher
+
+
 def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     """Poll every feed on its interval until `stop` is set; returns the exit code."""
     writer = Writer(app, clock)
@@ -423,6 +460,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(app.feeds)))},
     )
     fetchers = []
+    jobs: list[FeedJob] = []
     streams = [feed for feed in app.feeds if isinstance(feed, StreamFeed)]
     for stream in streams:
         stream.start()  # reads in its own thread; each tick takes what arrived
@@ -430,6 +468,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         fetcher = Fetcher(feed.settings, app.settings.daemon.user_agent)
         fetchers.append(fetcher)
         job = FeedJob(feed, fetcher, app.selector, clock, stop.wait)
+        jobs.append(job)
         interval_s = feed.settings.interval_s
         scheduler.add_job(
             _tick,
@@ -447,6 +486,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     sortie_clock.start()  # its first check decides at once the sorties whose time ran out while we were down
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
+    watcher = watch_watchlist(app, writer, jobs)
     log.info(
         "ingest running: %d feeds (%s), %d watched aircraft, area %s, database %s",
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
@@ -459,6 +499,8 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
         scheduler.shutdown(wait=True)
     finally:
+        if watcher is not None:
+            watcher.stop()
         sortie_clock.stop()
         _final_check(writer)
         if relay is not None and publisher is not None:
