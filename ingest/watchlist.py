@@ -217,10 +217,10 @@ def _shape_problem(values: list[str], width: int) -> str | None:
     """Strict: why a row does not fit the header, or None."""
     if len(values) != width:
         return f"{len(values)} fields where the header has {width} (an unquoted comma, or a cut line?)"
-    for number, value in enumerate(values, 1):
-        if len(value) > MAX_FIELD_CHARS:
-            return f"field {number} has {len(value):,} characters; a watchlist value has at most {MAX_FIELD_CHARS:,}"
-    return None
+    if max(map(len, values)) <= MAX_FIELD_CHARS:  # the common case, without a Python-level loop
+        return None
+    number, value = next((i, v) for i, v in enumerate(values, 1) if len(v) > MAX_FIELD_CHARS)
+    return f"field {number} has {len(value):,} characters; a watchlist value has at most {MAX_FIELD_CHARS:,}"
 
 
 def hex_problem(text: str) -> str | None:

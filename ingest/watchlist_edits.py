@@ -82,25 +82,44 @@ class Combined:
     """The list the daemon watches: the base list with your edits applied, and where each aircraft came from."""
 
     watchlist: Watchlist
-    origins: dict[str, str]  # key_of(entry) -> "added", or the base list's origin ("bundled", "imported")
+    origins: dict[str, str]  # key_of(entry) -> "added", else the base list's origin ("bundled", "imported")
     removed: int  # aircraft of the base list that a removal took out
 
     def origin(self, entry: WatchEntry) -> str:
-        return self.origins.get(key_of(entry), "")
+        return self.origins[key_of(entry)]
 
 
 def combine(base: Watchlist, edits: Edits, base_origin: str) -> Combined:
-    """The base list with `edits` applied (module docstring)."""
+    """The base list with `edits` applied (module docstring). Without edits, the base list itself."""
+    if not edits:
+        return Combined(base, _Origins(base_origin, {}), 0)
     added_keys = {key_of(e) for e in edits.added}
+    removed_regs = {normalise_registration(r.registration) for r in edits.removed if r.registration}
+    removed_hexes = {r.hex_icao for r in edits.removed if not r.registration}
     kept: list[WatchEntry] = []
     removed = 0
     for entry in base.entries:
-        if any(r.matches(entry) for r in edits.removed):
+        key = key_of(entry)
+        # Removal.matches(), with sets: by registration, or by hex for an aircraft without one.
+        gone = key in removed_regs if entry.registration is not None else not removed_hexes.isdisjoint(entry.hexes)
+        if gone:
             removed += 1
-        elif key_of(entry) not in added_keys:
+        elif key not in added_keys:
             kept.append(entry)
-    origins = {key_of(e): base_origin for e in kept} | {k: "added" for k in added_keys}
-    return Combined(Watchlist([*edits.added, *kept]), origins, removed)
+    return Combined(
+        Watchlist([*edits.added, *kept]), _Origins(base_origin, dict.fromkeys(added_keys, "added")), removed
+    )
+
+
+class _Origins(dict[str, str]):
+    """key_of(entry) -> origin: "added" for your additions, the base list's origin for every other key."""
+
+    def __init__(self, base_origin: str, added: dict[str, str]) -> None:
+        super().__init__(added)
+        self.base_origin = base_origin
+
+    def __missing__(self, key: str) -> str:
+        return self.base_origin
 
 
 # -- the edits file -------------------------------------------------------------------------------------
@@ -338,6 +357,9 @@ def diff(old: Watchlist, new: Watchlist) -> Changes:
     for key, entry in after.items():
         was = before.get(key)
         if was is None:
+            continue
+        if was == entry:  # most of a big list: one tuple comparison, no field by field
+            unchanged += 1
             continue
         a, b = values(was), values(entry)
         differ = tuple((f, a[f], b[f]) for f in FIELDS if a[f] != b[f])

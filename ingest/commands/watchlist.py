@@ -305,6 +305,8 @@ def _changing(args: argparse.Namespace, where: Sources) -> contextlib.AbstractCo
 def _check_feeds(s: Settings, watchlist: Watchlist) -> None:
     """ConfigError when a configured feed could not poll `watchlist` within its interval at its host's
     published rate (`ingest run` would refuse to start with it)."""
+    if not any(feed.enabled for feed in s.feeds):
+        return  # nothing to poll: nothing to check (and the feed stack, pyproj included, stays unloaded)
     from ingest.feeds import build_feeds
     from ingest.geo import Area
 
