@@ -52,7 +52,7 @@ class Sources:
 
     bundled: Path
     folder: Path | None  # the user folder; None with PostgreSQL and no [watchlist] user_dir
-    folder_source: str  # where `folder` came from, for messages: a config key's source, or "database.path"
+    folder_source: str  # where `folder` came from, for messages: [watchlist] user_dir's source
 
     @property
     def imported(self) -> Path | None:
@@ -80,7 +80,7 @@ def sources(settings: Settings) -> Sources:
     if w.user_dir:
         return Sources(w.path, Path(w.user_dir), settings.source_of("watchlist.user_dir"))
     if not settings.database.url:
-        return Sources(w.path, settings.database.path.parent, "database.path")
+        return Sources(w.path, settings.database.path.parent, settings.source_of("watchlist.user_dir"))
     return Sources(w.path, None, "")
 
 
