@@ -167,15 +167,16 @@ def _shown(key: str, value: Any) -> str:
         return "-" if key != "database" else "none yet (`ingest run`, `poll` or `replay` create it)"
     if key == "learnt_hexes":
         return ", ".join(f"{h['hex']} (from {h['feed']})" for h in value)
+    demo = "  DEMO (synthetic)" if isinstance(value, dict) and value.get("synthetic") else ""
     if key == "last_sighting":
-        alt = "ground" if value["on_ground"] else f"{value['alt_baro_ft']} ft"
+        alt = "ground" if value["on_ground"] else "-" if value["alt_baro_ft"] is None else f"{value['alt_baro_ft']} ft"
         return (
             f"{value['time']}  {value['hex']}  {value['callsign'] or '-'}  {value['lat']:.5f} {value['lon']:.5f}  "
-            f"{alt}  ({value['feed']})"
+            f"{alt}  ({value['feed']}){demo}"
         )
     if key == "last_sortie":
         end = value["end"] or "(open)"
-        return f"{value['sortie_id']}  {value['start']} -> {end}  {value['end_reason'] or ''}".rstrip()
+        return f"{value['sortie_id']}  {value['start']} -> {end}  {value['end_reason'] or ''}".rstrip() + demo
     if isinstance(value, list):
         return ", ".join(value)
     return str(value)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ingest.cli import main
-from tests.conftest import SMALL_WATCHLIST, T0, ConfigWriter, aircraft, envelope, two_sorties_recording
+from tests.conftest import REPO, SMALL_WATCHLIST, T0, ConfigWriter, aircraft, envelope, two_sorties_recording
 from tests.integration.conftest import FeedServer, Reply
 from tests.unit.conftest import PLANE_ALERT_MIL, write_big_watchlist
 
@@ -132,6 +132,16 @@ def test_show_gives_learnt_hexes_last_sighting_and_sortie_on_both_backends(
     assert shown["database"] and shown["origin"] == "bundled"
     code, out, _ = run("watchlist", "show", "62-4134", "--database", database)
     assert code == 0 and "ae9999 (from replay)" in out and "last_sortie" in out
+
+
+def test_show_marks_synthetic_demo_data(run: Run) -> None:
+    demo = REPO / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
+    assert run("replay", str(demo))[0] == 0
+    code, out, _ = run("watchlist", "show", "62-4125")
+    assert code == 0
+    lines = {line.split(None, 1)[0]: line for line in out.splitlines()}
+    assert lines["last_sighting"].endswith("(replay)  DEMO (synthetic)")
+    assert lines["last_sortie"].endswith("left_area  DEMO (synthetic)")
 
 
 def test_with_postgresql_your_list_needs_user_dir(run: Run, tmp_path: Path) -> None:
