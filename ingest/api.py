@@ -45,7 +45,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ingest.config import Settings
-from ingest.errors import ConfigError, IngestError, StoreError, WatchlistError
+from ingest.errors import IngestError, StoreError
 from ingest.export import geojson, sortie_id
 from ingest.models import Sortie
 from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_document
@@ -53,7 +53,8 @@ from ingest.services import AmbiguousTail, Resolved, UnknownTail, daemon_status,
 from ingest.store import Store, open_configured
 from ingest.timeutil import iso_z, parse_when
 from ingest.views import feed_row, feed_state, sortie_dict
-from ingest.watchlist import Watchlist, load_watchlist
+from ingest.watchlist import Watchlist
+from ingest.watchlist_files import load_effective
 
 log = logging.getLogger(__name__)
 
@@ -422,14 +423,11 @@ def create_app(
     watchlist: Watchlist | None = None,
     metrics: Exposition | None = None,
 ) -> Starlette:
-    """The ASGI application. The watchlist (for tails watched but never stored) is loaded from
-    settings.watchlist.path unless given; ConfigError when it cannot be read. `metrics` renders `/metrics`
-    (a daemon's registry); without it, the database's gauges are served."""
+    """The ASGI application. The watchlist (for tails watched but never stored) is loaded as the daemon
+    loads it (watchlist_files.py) unless given; ConfigError when it cannot be read. `metrics` renders
+    `/metrics` (a daemon's registry); without it, the database's gauges are served."""
     if watchlist is None:
-        try:
-            watchlist = load_watchlist(settings.watchlist.path)
-        except WatchlistError as exc:
-            raise ConfigError("watchlist.path", settings.source_of("watchlist.path"), str(exc)) from exc
+        watchlist = load_effective(settings)
     api = _Api(settings, watchlist, stale_after_s, metrics)
     routes = [
         Route("/api/sightings/{tail}", _handled(api.sightings), methods=["GET"]),

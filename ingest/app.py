@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.config import Settings
-from ingest.errors import ConfigError, WatchlistError
 from ingest.feeds import Feed, build_feeds
 from ingest.geo import Area, Projector
 from ingest.pipeline import Selector
-from ingest.watchlist import Watchlist, load_watchlist
+from ingest.watchlist import Watchlist
+from ingest.watchlist_files import load_effective
 
 
 @dataclass(frozen=True)
@@ -24,17 +24,22 @@ class App:
     feeds: tuple[Feed, ...]
 
 
-def build_app(settings: Settings) -> App:
-    """Load the watchlist and build the feeds; ConfigError names the key and its source on failure."""
-    try:
-        watchlist = load_watchlist(settings.watchlist.path)
-    except WatchlistError as exc:
-        raise ConfigError("watchlist.path", settings.source_of("watchlist.path"), str(exc)) from exc
-    if not len(watchlist):
-        raise ConfigError("watchlist.path", settings.source_of("watchlist.path"), "the watchlist has no aircraft")
+def build_app(settings: Settings, watchlist: Watchlist | None = None) -> App:
+    """Load the watchlist (the bundled list or yours, with your edits: watchlist_files.py) unless given, and
+    build the feeds; ConfigError names the key and its source on failure."""
+    if watchlist is None:
+        watchlist = load_effective(settings)
     a = settings.area
     area = Area(a.name, a.south, a.west, a.north, a.east)
     projector = Projector(a.crs)
     feeds = tuple(build_feeds(settings, watchlist, area))
     selector = Selector(watchlist, projector, area, settings.watchlist.include_military)
     return App(settings, watchlist, area, projector, selector, feeds)
+
+
+def rewire(app: App, watchlist: Watchlist) -> App:
+    """`app` watching another list: new feeds (their request plans come from the list) and selector, the
+    same settings, area and projection. ConfigError when a feed's interval is too short for the new list."""
+    feeds = tuple(build_feeds(app.settings, watchlist, app.area))
+    selector = Selector(watchlist, app.projector, app.area, app.settings.watchlist.include_military)
+    return App(app.settings, watchlist, app.area, app.projector, selector, feeds)

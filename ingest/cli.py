@@ -132,10 +132,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shared = _common()
 
-    def command(name: str, module: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, module: str, help_text: str, description: str = "") -> argparse.ArgumentParser:
         if only is not None and name != only:
             return argparse.ArgumentParser(add_help=False)  # not asked for: a throwaway to add arguments to
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG, parents=[shared],
+        p = sub.add_parser(name, help=help_text, description=description or help_text, epilog=EPILOG, parents=[shared],
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         p.set_defaults(handler=(f"ingest.commands.{module}", "cmd_" + name.replace("-", "_")))
         return p
@@ -201,7 +201,63 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         if formats:
             a.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    p = command(
+        "watchlist", "watchlist", "List, show, add, remove, import or update the watched aircraft.", WATCHLIST_HELP
+    )
+    _watchlist_actions(p, shared)
     return parser
+
+
+WATCHLIST_HELP = """List, show and change the watched aircraft (plane-alert-db CSV).
+
+The list is the bundled config/watchlist.csv ([watchlist] path) until you import your own with `import FILE`
+or `update URL`; your list is kept in the data directory (the SQLite file's folder, or [watchlist] user_dir,
+which must be set with a PostgreSQL database) as watchlist.csv, and a new release never overwrites it (delete
+it to go back to the bundled list). `add` and `remove` are kept apart, in watchlist-edits.csv, and apply on
+top of whichever list is used: they survive imports, updates and upgrades. A running `ingest run` notices a
+changed list within 2 x [watchlist] check_interval_s (10 s) and polls with it from its next tick.
+"""
+
+
+def _watchlist_actions(p: argparse.ArgumentParser, shared: argparse.ArgumentParser) -> None:
+    """`ingest watchlist ACTION`: each action takes the shared options too (after it)."""
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help_text, description=help_text, epilog=EPILOG, parents=[shared],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+
+    a = action("list", "Print the watched aircraft (yours included), filtered by substrings of their fields.")
+    a.add_argument("--operator", metavar="TEXT", help="operator contains TEXT (any case), e.g. USAF")
+    a.add_argument("--type", metavar="TEXT", help="ICAO type or type name contains TEXT, e.g. R135 or Poseidon")
+    a.add_argument("--category", metavar="TEXT", help="category contains TEXT, e.g. Oxcart")
+    a.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="table, json, or csv (plane-alert-db's format, which import reads back)")  # fmt: skip
+    a = action("show", "Print one watched aircraft: its row, every hex (learnt ones too), last sighting and sortie.")
+    a.add_argument("tail", metavar="TAIL", help="registration (62-4125, any case or spacing) or ICAO hex (ae01d2)")
+    a.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    a = action("add", "Watch an aircraft, or add hexes and values to one already watched (same registration).")
+    a.add_argument("--hex", action="append", required=True, metavar="HEX",
+                   help="ICAO hex, 6 hex digits (repeat for an aircraft with several)")  # fmt: skip
+    a.add_argument("--registration", metavar="REG", help="registration or serial, e.g. 62-4125")
+    a.add_argument("--operator", help="e.g. USAF")
+    a.add_argument("--type", metavar="NAME", help="type name, e.g. 'Boeing RC-135W'")
+    a.add_argument("--icao-type", metavar="CODE", help="ICAO type designator, e.g. R135")
+    a.add_argument("--category", help="plane-alert-db category, e.g. Oxcart")
+    a.add_argument("--tag", action="append", metavar="TAG", help="a tag (up to 3)")
+    a.add_argument("--link", metavar="URL", help="an http(s) link about the aircraft")
+    a = action("remove", "Stop watching an aircraft (recorded in your edits, so an update does not bring it back).")
+    a.add_argument("tail", metavar="TAIL", help="registration or ICAO hex")
+    a = action(
+        "import", "Use a plane-alert-db CSV file as your list (every row checked first; a bad file changes nothing)."
+    )
+    a.add_argument("file", type=Path, metavar="FILE", help="the CSV file (- for standard input)")
+    a = action("update", "Use a plane-alert-db CSV fetched from a URL as your list (checked as import checks a file).")
+    a.add_argument("url", metavar="URL", help="http(s) URL, e.g. plane-alert-db's plane-alert-mil.csv on GitHub")
+    for name in ("add", "remove", "import", "update"):
+        sub = actions.choices[name]
+        sub.add_argument("--dry-run", action="store_true", help="check and print what would change, write nothing")
+        sub.add_argument("--all", action="store_true", help=f"list every change (default: the first {20} of each kind)")
 
 
 # `ingest db ACTION`: name, help, whether it takes --format (each runs ingest.commands.db.ACTIONS[name]).
@@ -214,7 +270,7 @@ DB_ACTIONS = (
 
 COMMAND_NAMES = frozenset({
     "run", "serve", "poll", "replay", "sightings", "sorties", "now", "export", "map", "record", "demo", "feeds",
-    "check-config", "db",
+    "check-config", "db", "watchlist",
 })  # fmt: skip
 
 
@@ -242,3 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ingest watchlist list | head`: the reader left; exit as a tool killed by SIGPIPE
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141

@@ -70,6 +70,12 @@ def _age(v: float) -> str | None:
     return None if 0 <= v <= MAX_DURATION_S else f"must be between 0 and {MAX_DURATION_S:.0f} s"
 
 
+def _reload(v: float) -> str | None:
+    return (
+        None if v == 0 or 0.1 <= v <= MAX_DURATION_S else f"must be 0 (never) or between 0.1 and {MAX_DURATION_S:.0f} s"
+    )
+
+
 def _keepalive(v: int) -> str | None:
     return None if 1 <= v <= 65535 else "must be between 1 and 65535 s (MQTT's 16-bit keepalive)"
 
@@ -176,8 +182,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("crs", "str", "EPSG:5179", "projected CRS for x_m/y_m", _crs),
     ),
     "watchlist": (
-        Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db style CSV"),
+        Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db CSV: the list used until you import one"),
         Key("include_military", "bool", False, "also keep every dbFlags&1 aircraft a `mil` query finds in the area"),
+        Key("user_dir", "str", "", "folder of your imported list and edits (empty: the SQLite file's)", file=True),
+        Key("check_interval_s", "float", 10.0, "how often `ingest run` looks for a changed list (0: never)", _reload),
     ),
     "sorties": (
         Key("gap_s", "float", 1800.0, "silence that ends a sortie", _duration),
@@ -284,6 +292,8 @@ class AreaSettings:
 class WatchlistSettings:
     path: Path
     include_military: bool
+    user_dir: str  # "": beside the SQLite file (ingest/watchlist_files.py)
+    check_interval_s: float
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -735,6 +745,9 @@ def _cross_check(s: Settings) -> None:
         raise ConfigError(
             "watchlist.path", s.source_of("watchlist.path"), f"no such file: {_cut(str(s.watchlist.path))}"
         )
+    user_dir = s.watchlist.user_dir
+    if user_dir and _is_file(user_dir):
+        raise ConfigError("watchlist.user_dir", s.source_of("watchlist.user_dir"), f"not a folder: {_cut(user_dir)}")
     m = s.mqtt
     for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(m, key)

@@ -44,7 +44,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from ingest import __version__, lead
 from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
-from ingest.app import App
+from ingest.app import App, rewire
 from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
@@ -55,6 +55,9 @@ from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
 from ingest.retention import PAUSE_S, ROUND_EVERY_S, Retention
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
+from ingest.watchlist import Watchlist
+from ingest.watchlist_files import sources
+from ingest.watchlist_reload import WatchlistWatcher
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ class Writer(threading.Thread):
         self.app = app
         self.clock = clock
         self.metrics = metrics
+        self.watchlist = app.watchlist  # the one in use: the daemon reloads a changed list (watch_watchlist)
         self.sorter: Solo | Shared | None = None  # built in the writer thread, with the Store
         self.on_alerts: Callable[[], None] = lambda: None  # the relay's wake-up, once there is one
         self.on_change: Callable[[], None] = lambda: None  # the sortie clock's wake-up
@@ -285,13 +289,20 @@ class Writer(threading.Thread):
                 log.warning("database still failing: dropping the oldest polls kept in memory")
             self._backlog_dropped += 1
 
+    def use_watchlist(self, watchlist: Watchlist) -> None:
+        """The daemon reloaded its watchlist: the tracker (now, or when we next lead) counts its aircraft."""
+        self.watchlist = watchlist
+        tracker = self.sorter.tracker if self.sorter is not None else None
+        if tracker is not None:
+            tracker.use_watchlist(watchlist)
+
     def _seed(self, store: Store) -> None:
         settings = self.app.settings
         store.sync_watchlist(self.app.watchlist)
 
         def make_tracker(store: Store, covers: dict[str, tuple[frozenset[str], float]]) -> Tracker:
             tracker = Tracker(
-                settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.app.watchlist, covers=covers,
+                settings, store, on_alerts=lambda: self.on_alerts(), watchlist=self.watchlist, covers=covers,
                 metrics=self.metrics,
             )  # fmt: skip
             tracker.on_change = lambda: self.on_change()
@@ -569,6 +580,39 @@ def _final_check(writer: Writer) -> None:
         log.exception("the last sortie check failed")
 
 
+def watch_watchlist(app: App, writer: Writer, jobs: Sequence[FeedJob]) -> WatchlistWatcher | None:
+    """Start the thread that notices a changed watchlist (watchlist_reload.py) and applies it: the store
+    learns the new aircraft and the tracker which are watched (in the writer thread), then each feed job gets
+    the feed rebuilt for the new list (a stream keeps its connection and filters anew) and the new selector,
+    used from its next tick. None when `[watchlist] check_interval_s` is 0."""
+    period_s = app.settings.watchlist.check_interval_s
+    if not period_s:
+        return None
+    where = sources(app.settings)
+    current = [app]
+
+    def apply(watchlist: Watchlist) -> None:
+        rewired = rewire(current[0], watchlist)  # ConfigError: an interval too short for the new list's requests
+
+        def sync(store: Store) -> None:
+            store.sync_watchlist(watchlist)
+            writer.use_watchlist(watchlist)
+
+        writer.submit(sync).result(timeout=_SAVE_TIMEOUT_S)
+        feeds = {feed.name: feed for feed in rewired.feeds}
+        for job in jobs:
+            if isinstance(job.feed, StreamFeed):
+                getattr(job.feed, "use_watchlist", lambda _: None)(watchlist)
+            elif job.feed.name in feeds:
+                job.feed = feeds[job.feed.name]
+            job.selector = rewired.selector
+        current[0] = rewired
+
+    watcher = WatchlistWatcher(where, period_s, app.watchlist, apply)
+    watcher.start()
+    return watcher
+
+
 def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics: Metrics = NO_METRICS) -> int:
     """Poll every feed on its interval until `stop` is set, counting in `metrics`; returns the exit code."""
     writer = Writer(app, clock, metrics)
@@ -582,6 +626,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
     fetchers = []
     # Each feed's failing episode goes on across a restart: failures in a row count the whole episode.
     recorded = writer.submit(lambda store: store.feed_health(clock())).result(timeout=_SAVE_TIMEOUT_S)
+    jobs: list[FeedJob] = []
     streams = [feed for feed in app.feeds if isinstance(feed, StreamFeed)]
     for stream in streams:
         stream.start()  # reads in its own thread; each tick takes what arrived
@@ -590,6 +635,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
         fetchers.append(fetcher)
         job = FeedJob(feed, fetcher, app.selector, clock, stop.wait, metrics=metrics)
         job.resume(recorded.get(feed.name, {}))
+        jobs.append(job)
         interval_s = feed.settings.interval_s
         scheduler.add_job(
             _tick,
@@ -610,6 +656,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
     sortie_clock.start()  # its first check decides at once the sorties whose time ran out while we were down
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
+    watcher = watch_watchlist(app, writer, jobs)
     log.info(
         "ingest running: %d feeds (%s), %d watched aircraft, area %s, database %s",
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
@@ -622,6 +669,8 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
         scheduler.shutdown(wait=True)
     finally:
+        if watcher is not None:
+            watcher.stop()
         sortie_clock.stop()
         _final_check(writer)
         alerts.stop(_FLUSH_ON_STOP_S)

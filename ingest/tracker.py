@@ -211,6 +211,10 @@ class Tracker:
         store.save_tracking(Tracking(stream=(daemon, entry_id)))
         self.stream = (daemon, entry_id)
 
+    def use_watchlist(self, watchlist: Watchlist) -> None:
+        """Count another list's aircraft as watched from now on (the daemon reloaded its watchlist)."""
+        self._watched = {normalise_registration(e.key) for e in watchlist.entries}
+
     def scopes_of(self, key: str) -> frozenset[str]:
         watched = self._watched is None or key in self._watched
         return aircraft_scopes(watched, self._military.get(key, False))

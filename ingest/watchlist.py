@@ -7,6 +7,13 @@ Rows whose registration is a placeholder (`????`, `Tactical`, empty) are identif
 The file is read line by line and refused past MAX_ROWS (50,000) data rows, before the rest is read;
 every problem (a bad hex, bytes that are not UTF-8, a CSV error such as a field over 128 KiB) is one
 WatchlistError naming the line.
+
+Two readings: lenient (the default: start-up, which has always padded a hex that lost its leading zeros,
+`10166` -> `010166`) and strict (`strict=True`: what `ingest watchlist import` and `update` accept). Strict
+refuses every row whose ICAO is not exactly 6 hex digits, saying how it got that way (a spreadsheet's
+`4.41E+11`, a lost leading zero), a row whose number of fields is not the header's, a hex listed for two
+aircraft, a field over MAX_FIELD_CHARS, a header without ICAO and Registration columns, and a list without
+aircraft; it names the line of each (the first MAX_PROBLEMS_SHOWN) and how many rows are wrong.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 
 _HEX = re.compile(r"[0-9a-f]{6}")
 _SHORT_HEX = re.compile(r"[0-9a-f]{1,5}")
+# How a spreadsheet shows a hex it took for a number: `4408E8` is 4408 x 10^8, shown as `4.41E+11`.
+_SPREADSHEET_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)?E[+-][0-9]+", re.IGNORECASE)
 # The character set adsb.lol accepts in a path parameter (adsblol/api, feeds.md §2.1).
 _QUERYABLE_REG = re.compile(r"[A-Za-z0-9_.-]+")
 _PLACEHOLDER_REGS = frozenset({"", "????", "TACTICAL", "UNKNOWN", "N/A", "NONE", "-"})
@@ -126,6 +135,8 @@ class Watchlist:
 # start-up and the feeds' request plans (1,000 hexes a request) slow. Refused while it is read.
 MAX_ROWS = 50_000
 MAX_LINE_CHARS = 1 << 20  # a physical line this long is no watchlist row (csv refuses fields over 128 KiB)
+MAX_FIELD_CHARS = 1_000  # strict: the longest value plane-alert-db holds is a link of about 200 characters
+MAX_PROBLEMS_SHOWN = 5  # strict: the bad rows named in the error (all are counted)
 # Columns read, by their cleaned header names; others are ignored.
 _COLUMNS = ("icao", "registration", "operator", "type", "icao type", "category", "tag 1", "tag 2", "tag 3", "link")
 
@@ -149,10 +160,14 @@ def _checked(lines: Iterable[str], path: str) -> Iterator[str]:
         yield line
 
 
-def _rows(lines: Iterable[str], path: str) -> Iterator[tuple[int, tuple[str, ...]]]:
-    """(line number in the file, the _COLUMNS of a data row, stripped) for every data row, read as they
+def _rows(
+    lines: Iterable[str], path: str, problems: list[str] | None = None, columns: tuple[str, ...] = _COLUMNS
+) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(line number in the file, the `columns` of a data row, stripped) for every data row, read as they
     come; blank and `#` comment lines are skipped. WatchlistError for a CSV error (with its line), a file
-    without an ICAO column or data, and past MAX_ROWS rows."""
+    without an ICAO column or data, and past MAX_ROWS rows. With `problems` (strict), the header must also
+    have a Registration column, and a row with another number of fields than the header, or a field over
+    MAX_FIELD_CHARS, is not yielded but described in `problems`."""
     reader = csv.reader(_checked(lines, path))
     pick: Callable[[list[str]], tuple[str, ...]] | None = None
     width = 0  # the header's columns, plus one empty column that stands for those it lacks
@@ -163,14 +178,18 @@ def _rows(lines: Iterable[str], path: str) -> Iterator[tuple[int, tuple[str, ...
                 continue
             if pick is None:
                 header = [_clean_header(h) for h in values]
-                if "icao" not in header:
-                    raise WatchlistError(path, f"no ICAO column in the header {values[:20]!r:.300}")
+                _check_header(header, values, path, columns if problems is not None else ("icao",))
                 width = len(header) + 1
-                pick = itemgetter(*(header.index(c) if c in header else len(header) for c in _COLUMNS))
+                pick = itemgetter(*(header.index(c) if c in header else len(header) for c in columns))
                 continue
             count += 1
             if count > MAX_ROWS:
                 raise WatchlistError(path, f"more than {MAX_ROWS:,} aircraft rows: the cap is {MAX_ROWS:,}")
+            if problems is not None:
+                problem = _shape_problem(values, width - 1)
+                if problem is not None:
+                    problems.append(f"line {reader.line_num}: {problem}")
+                    continue
             if len(values) < width:
                 values += [""] * (width - len(values))
             yield reader.line_num, tuple(map(str.strip, pick(values)))
@@ -178,6 +197,48 @@ def _rows(lines: Iterable[str], path: str) -> Iterator[tuple[int, tuple[str, ...
         raise WatchlistError(path, f"line {reader.line_num}: not CSV ({exc})") from None
     if pick is None:
         raise WatchlistError(path, "the file is empty")
+
+
+def _check_header(header: list[str], values: list[str], path: str, columns: tuple[str, ...]) -> None:
+    """WatchlistError unless the header has the ICAO column, and strictly (`columns` given) also the
+    Registration column and an Action column when `columns` asks for one (the edits file)."""
+    needed = [c for c in columns if c in ("icao", "registration", "action")]
+    for name in needed:
+        if name not in header:
+            shown = name.title() if name != "icao" else "ICAO"
+            raise WatchlistError(
+                path,
+                f"no {shown} column in the header {values[:20]!r:.300}: "
+                "plane-alert-db's is $ICAO,$Registration,$Operator,$Type,$ICAO Type,...",
+            )
+
+
+def _shape_problem(values: list[str], width: int) -> str | None:
+    """Strict: why a row does not fit the header, or None."""
+    if len(values) != width:
+        return f"{len(values)} fields where the header has {width} (an unquoted comma, or a cut line?)"
+    if max(map(len, values)) <= MAX_FIELD_CHARS:  # the common case, without a Python-level loop
+        return None
+    number, value = next((i, v) for i, v in enumerate(values, 1) if len(v) > MAX_FIELD_CHARS)
+    return f"field {number} has {len(value):,} characters; a watchlist value has at most {MAX_FIELD_CHARS:,}"
+
+
+def hex_problem(text: str) -> str | None:
+    """Why `text` is not a 6-digit ICAO hex, saying how it probably got that way; None when it is one."""
+    if _HEX.fullmatch(text.lower()):
+        return None
+    shown = repr(text[:20])
+    if _SPREADSHEET_NUMBER.fullmatch(text):
+        return (
+            f"ICAO {shown} is a number in scientific notation: a spreadsheet took the hex for a number and its "
+            "digits are lost; copy the row from the source again (and never save the list from a spreadsheet)"
+        )
+    if _SHORT_HEX.fullmatch(text.lower()):
+        return (
+            f"ICAO {shown} has {len(text)} digit{'s' if len(text) > 1 else ''}, not 6: a spreadsheet drops leading "
+            f"zeros; write all six ({text.zfill(6).upper()} if that is the hex)"
+        )
+    return f"ICAO {shown} is not 6 hex digits"
 
 
 def _hex(text: str) -> str | None:
@@ -198,21 +259,69 @@ class _Group:
     hexes: dict[str, None]  # in file order; a dict, as 50,000 rows may share one registration
 
 
-def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
+def parse_watchlist(text: str, path: str = "<watchlist>", *, strict: bool = False) -> Watchlist:
     """Parse plane-alert-db CSV text (header `$ICAO,$Registration,...`; plain headers work too)."""
-    return read_watchlist(io.StringIO(text, newline=None), path)
+    return read_watchlist(io.StringIO(text, newline=None), path, strict=strict)
 
 
-def read_watchlist(lines: Iterable[str], path: str = "<watchlist>") -> Watchlist:
+def read_watchlist(lines: Iterable[str], path: str = "<watchlist>", *, strict: bool = False) -> Watchlist:
     """Parse plane-alert-db CSV lines as they come; WatchlistError naming the line on the first bad one,
-    and past MAX_ROWS data rows (before the rest is read)."""
+    and past MAX_ROWS data rows (before the rest is read). `strict`: see the module docstring."""
+    problems: list[str] | None = [] if strict else None
+    watchlist = build_watchlist(_rows(lines, path, problems), path, problems)
+    if problems is not None and not problems and not len(watchlist):
+        raise WatchlistError(path, "no aircraft rows: the file has a header only")
+    raise_problems(path, problems)
+    return watchlist
+
+
+def raise_problems(path: str, problems: list[str] | None) -> None:
+    """WatchlistError naming the first MAX_PROBLEMS_SHOWN problems of a strict reading, if there are any."""
+    if not problems:
+        return
+    shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+    more = len(problems) - MAX_PROBLEMS_SHOWN
+    rows = f"{len(problems):,} bad row{'s' if len(problems) != 1 else ''}"
+    raise WatchlistError(path, f"{rows}: {shown}" + (f"; and {more:,} more" if more > 0 else ""))
+
+
+def read_watchlist_rows(
+    text: str, path: str, problems: list[str], *, with_action: bool = False
+) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Strict (line, columns) rows of CSV text, for build_watchlist(); `with_action`: an `Action` column
+    first (the edits file of watchlist_edits.py)."""
+    columns = ("action", *_COLUMNS) if with_action else _COLUMNS
+    return _rows(io.StringIO(text, newline=None), path, problems, columns)
+
+
+def build_watchlist(
+    rows: Iterable[tuple[int, tuple[str, ...]]], path: str, problems: list[str] | None = None
+) -> Watchlist:
+    """Group (line, _COLUMNS) rows into aircraft by registration. Lenient (`problems` None): a hex that lost
+    its leading zeros is padded, any other bad hex raises WatchlistError. Strict: every bad hex and every
+    hex given to two aircraft goes into `problems`."""
     groups: dict[str, _Group] = {}
-    for number, columns in _rows(lines, path):
-        hex_icao = _hex(columns[0])
-        if hex_icao is None:
-            raise WatchlistError(path, f"line {number}: ICAO {columns[0][:20]!r} is not 6 hex digits")
+    owners: dict[str, tuple[int, str]] = {}  # strict: hex -> (line, aircraft key)
+    for number, columns in rows:
+        if problems is None:
+            hex_icao = _hex(columns[0])
+            if hex_icao is None:
+                raise WatchlistError(path, f"line {number}: ICAO {columns[0][:20]!r} is not 6 hex digits")
+        else:
+            problem = hex_problem(columns[0])
+            if problem is not None:
+                problems.append(f"line {number}: {problem}")
+                continue
+            hex_icao = columns[0].lower()
         reg = real_registration(columns[1])
         key = normalise_registration(reg) if reg else f"hex:{hex_icao}"
+        if problems is not None:
+            first = owners.setdefault(hex_icao, (number, key))
+            if first[1] != key:
+                problems.append(
+                    f"line {number}: ICAO {hex_icao.upper()} is already on line {first[0]}, for another aircraft"
+                )
+                continue
         group = groups.get(key)
         if group is None:
             groups[key] = _Group(reg, columns, {hex_icao: None})

@@ -90,13 +90,9 @@ def watchlist_loader(s: Settings) -> Callable[[], Watchlist]:
 
     def load_once() -> Watchlist:
         if not cache:
-            from ingest.errors import WatchlistError
-            from ingest.watchlist import load_watchlist
+            from ingest.watchlist_files import load_effective
 
-            try:
-                cache.append(load_watchlist(s.watchlist.path))
-            except WatchlistError as exc:
-                raise ConfigError("watchlist.path", s.source_of("watchlist.path"), str(exc)) from exc
+            cache.append(load_effective(s))
         return cache[0]
 
     return load_once

@@ -97,7 +97,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     app = build_app(settings(args))
     print(describe(app.settings), end="")
-    print(f"\n# watchlist: {len(app.watchlist)} aircraft, {len(app.watchlist.hexes())} hexes")
+    from ingest.watchlist_files import load, sources
+
+    print(f"\n# watchlist: {load(sources(app.settings)).describe()}; {len(app.watchlist.hexes()):,} hexes")
     for feed in app.feeds:
         if isinstance(feed, StreamFeed):
             fs = feed.settings

@@ -341,6 +341,10 @@ class Assembler:
             self.dropped_observations += 1
         self._pending.append(self._observation(msg, track, msg.lat_deg, msg.lon_deg))
 
+    def use_wanted(self, wanted: Wanted | None) -> None:
+        """Build positions of other aircraft from the next message on (a reloaded watchlist)."""
+        self._wanted = wanted
+
     def reject(self, rejected: Rejected) -> None:
         if len(self._rejected) == self._rejected.maxlen:
             self.dropped_rejections += 1

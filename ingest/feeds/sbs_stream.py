@@ -43,6 +43,7 @@ from ingest.feeds.sbs import (
     split_lines,
 )
 from ingest.models import ParseResult, Rejected
+from ingest.watchlist import Watchlist
 
 log = logging.getLogger("ingest.feeds.sbs")  # one logger for the SBS feed, parser and stream
 
@@ -149,6 +150,11 @@ class SbsFeed:
             if self._thread.is_alive():
                 log.warning("feed %s: reader thread still running %.0f s after stop", self.name, timeout_s)
             self._thread = None
+
+    def use_watchlist(self, watchlist: Watchlist) -> None:
+        """Keep another list's aircraft from the next message on (the daemon reloaded its watchlist)."""
+        with self._lock:
+            self._assembler.use_wanted(watchlist.wants)
 
     def take(self, now: datetime) -> ParseResult:
         with self._lock:

@@ -16,6 +16,10 @@ importer of requests and urllib3.
   fetches a new one once on a 401. The secret and the token never reach a log line, an error or a repr.
 - Credits (OpenSky): `X-Rate-Limit-Remaining` is logged at DEBUG on every answer and at WARNING once when
   it drops below LOW_CREDITS; `X-Rate-Limit-Retry-After-Seconds` counts as a Retry-After.
+- Documents (`fetch_document`: a watchlist for `ingest watchlist update`) go through the same Fetcher, so
+  they get the User-Agent, timeouts, deadline and decoded-size cap a feed gets; unlike a feed's request
+  they follow a few redirects (GitHub's `/raw/` links redirect to raw.githubusercontent.com), http(s)
+  only and never from https to http.
 
 Deadline and abort. Each GET and each token POST is one `_Call`. A `threading.Timer` (the watchdog) cuts
 it at the deadline, `Fetcher.abort()` (from any thread) cuts it at once; cutting shuts down the socket of
@@ -60,7 +64,7 @@ from urllib3.exceptions import IncompleteRead
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from ingest.config import FeedSettings
+from ingest.config import FEED_KEYS, FeedSettings
 from ingest.errors import FeedUnavailable
 from ingest.feeds.base import FeedRequest
 from ingest.feeds.hosts import host_limit
@@ -77,6 +81,9 @@ LOW_CREDITS = 50  # X-Rate-Limit-Remaining below this is logged at WARNING (once
 TOKEN_REFRESH_MARGIN_S = 30.0  # the official Python client's TokenManager refreshes 30 s early (feeds.md §5.3)
 DEFAULT_TOKEN_LIFETIME_S = 1800.0  # OpenSky: "Tokens expire after 30 minutes"
 _OAUTH_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DOCUMENT_CONNECT_TIMEOUT_S = 10.0
+DOCUMENT_READ_TIMEOUT_S = 30.0
+MAX_DOCUMENT_REDIRECTS = 5
 
 log = logging.getLogger(__name__)
 
@@ -506,6 +513,19 @@ class Fetcher:
         except OSError as exc:
             raise FeedUnavailable(req.feed, req.safe_url, exc.strerror or type(exc).__name__) from exc
 
+    def get_document(self, url: str, max_redirects: int = MAX_DOCUMENT_REDIRECTS) -> Response:
+        """GET `url` whole (not a feed's request: no host gate), following up to `max_redirects` redirects;
+        a 200 with a body, or FeedUnavailable naming the URL without its query string."""
+        for _ in range(max_redirects + 1):
+            req = FeedRequest(self.settings.name, url, document_safe_url(url))
+            if self._stopped.is_set():
+                raise FeedUnavailable(req.feed, req.safe_url, STOPPED)
+            response = self._get_now(req, {}, follow=True)
+            if response.status == 200:
+                return response
+            url = _redirected(req, response.header("Location"))
+        raise FeedUnavailable(self.settings.name, document_safe_url(url), f"more than {max_redirects} redirects")
+
     def _get(self, req: FeedRequest, headers: dict[str, str]) -> Response:
         gate = _host_gate(req.url)
         if gate is None:  # a host we do not know (a receiver, a test server): no limit to keep
@@ -519,7 +539,8 @@ class Fetcher:
         finally:
             gate.release()
 
-    def _get_now(self, req: FeedRequest, headers: dict[str, str]) -> Response:
+    def _get_now(self, req: FeedRequest, headers: dict[str, str], follow: bool = False) -> Response:
+        """One GET; with `follow`, a redirect comes back as its status and headers (no body read)."""
         fs = self.settings
 
         def send() -> Response:
@@ -530,6 +551,8 @@ class Fetcher:
                 stream=True,
                 allow_redirects=False,
             ) as resp:
+                if follow and resp.is_redirect:
+                    return Response(resp.status_code, b"", _headers(resp))
                 self._note_credits(req.feed, resp.headers.get(_REMAINING_HEADER))
                 self._check_status(req, resp)
                 body = self._read_capped(req.feed, req.safe_url, resp)
@@ -608,6 +631,51 @@ class Fetcher:
             if len(buf) > cap:
                 raise FeedUnavailable(feed, safe_url, f"body over the {cap} byte cap", 200)
         return bytes(buf)
+
+
+def fetch_document(
+    url: str,
+    user_agent: str,
+    max_bytes: int,
+    name: str = "download",
+    connect_timeout_s: float = DOCUMENT_CONNECT_TIMEOUT_S,
+    read_timeout_s: float = DOCUMENT_READ_TIMEOUT_S,
+) -> bytes:
+    """The body of `url` (decoded, at most `max_bytes`), fetched as a feed's answer is (module docstring);
+    FeedUnavailable(name, URL without its query string, reason) otherwise."""
+    values = {key.name: key.default for key in FEED_KEYS} | {
+        "name": name, "kind": "document", "max_body_mb": max_bytes / (1024 * 1024),
+        "connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s,
+    }  # fmt: skip
+    fetcher = Fetcher(FeedSettings(**values), user_agent)
+    fetcher.max_bytes = max_bytes  # exactly, not rounded through MiB
+    try:
+        return fetcher.get_document(url).body
+    finally:
+        fetcher.close()
+
+
+def document_safe_url(url: str) -> str:
+    """A URL as messages show it: no user name or password, no query string (it may hold a token)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
+
+
+def _redirected(req: FeedRequest, location: str | None) -> str:
+    """Where a redirect points, as an absolute http(s) URL; FeedUnavailable for one that goes elsewhere or
+    from https down to http."""
+    from urllib.parse import urljoin
+
+    target = urljoin(req.url, (location or "").strip())
+    scheme = urlsplit(target).scheme
+    if not location or scheme not in ("http", "https") or not urlsplit(target).netloc:
+        raise FeedUnavailable(req.feed, req.safe_url, "a redirect without a usable http(s) Location")
+    if scheme == "http" and urlsplit(req.url).scheme == "https":
+        raise FeedUnavailable(
+            req.feed, req.safe_url, f"a redirect from https down to http ({document_safe_url(target)})"
+        )
+    return target
 
 
 def _redirect_words(location: str | None) -> str:

@@ -421,6 +421,12 @@ class SqlStore:
         ]
         return Aircraft(int(row[0]), row[1], row[2], row[3], row[4], row[5], tuple(hexes))
 
+    @reading("look up an aircraft's hexes")
+    def hex_sources(self, aircraft_id: int) -> list[tuple[str, str]]:
+        """(hex, source) of every hex known for an aircraft: source 'watchlist', or the feed that revealed it."""
+        rows = self._rows("SELECT hex, source FROM aircraft_hex WHERE aircraft_id = ? ORDER BY hex", (aircraft_id,))
+        return [(r[0], r[1]) for r in rows]
+
     @reading("look up a callsign")
     def callsign_users(
         self, callsign: str, prefix: bool, since: datetime | None, until: datetime | None

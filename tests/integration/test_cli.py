@@ -203,10 +203,14 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "record",
         "check-config",
         "db",
+        "watchlist",
     }
     for name in commands:
         code, out, _ = run(capsys, name, "--help")
         assert code == 0 and "--config" in out and "exit codes" in out
+    for action in ("list", "show", "add", "remove", "import", "update"):
+        code, out, _ = run(capsys, "watchlist", action, "--help")
+        assert code == 0 and "--config" in out and "exit codes" in out, action
     readme = (REPO / "README.md").read_text()
     for name in commands:
         assert f"ingest {name}" in readme, f"README does not show `ingest {name}`"

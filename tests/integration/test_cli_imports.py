@@ -46,6 +46,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["now"],
         ["feeds"],
         ["db", "stats"],
+        ["watchlist", "list"],
+        ["watchlist", "show", "62-4125"],
         ["--help"],
     ],
     ids=lambda a: " ".join(a),

@@ -30,7 +30,7 @@ OWNERS = {
 PURE = {
     "errors.py", "models.py", "records.py", "timeutil.py", "watchlist.py", "geo.py", "alerts/messages.py",
     "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py", "feeds/sbs.py", "openapi.py",
-    "feeds/recorded.py", "metrics.py",
+    "feeds/recorded.py", "metrics.py", "watchlist_edits.py",
 } | {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "detect").glob("*.py")}  # fmt: skip
 
 
