@@ -194,13 +194,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = command("feeds", "query", "Show whether a daemon runs and each feed's health: state, last success and error.")
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     command("check-config", "daemon", "Validate the configuration and print the effective settings (secrets masked).")
-    p = command("db", "db", "Look after the database: `stats` (rows, sizes, oldest and newest sighting), `vacuum`.")
+    p = command(
+        "db", "db", "Look after the database: `stats` (rows, sizes, oldest and newest sighting), `vacuum`, "
+        "`migrate` (bring the schema up to date), `copy --to URL` (into PostgreSQL)."
+    )  # fmt: skip
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text, formats in DB_ACTIONS:
         a = actions.add_parser(name, help=help_text, description=help_text, epilog=EPILOG, parents=[shared],
                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         if formats:
             a.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+        if name == "copy":
+            a.add_argument(
+                "--to", required=True, metavar="URL",
+                help="the PostgreSQL database to copy into, postgresql://user@host:5432/db (made when missing; "
+                "its password from INGEST_DATABASE_PASSWORD, database.password_file, PGPASSWORD or ~/.pgpass)",
+            )  # fmt: skip
     p = command(
         "watchlist", "watchlist", "List, show, add, remove, import or update the watched aircraft.", WATCHLIST_HELP
     )
@@ -265,6 +274,11 @@ DB_ACTIONS = (
     ("stats", "Rows per table, the oldest and newest sighting, the database's (and SQLite WAL's) size.", True),
     ("vacuum", "Give free space back: SQLite VACUUM (needs a moment alone with the file), PostgreSQL VACUUM (ANALYZE).",
      False),
+    ("migrate", "Bring the schema up to date on either backend, creating the database when it does not exist (every "
+     "command that writes does it too); on PostgreSQL, also make this and next month's partitions.", False),
+    ("copy", "Copy the configured database (the SQLite file) into the PostgreSQL database --to names, table by table "
+     "in chunks; a copy that was stopped resumes where it was, rows the target holds are kept, and every table's "
+     "rows are counted on both sides at the end (exit 1 if any is short).", False),
 )  # fmt: skip
 
 

@@ -2,7 +2,10 @@
 
 - `ingest db stats`: rows per table, the oldest and newest sighting, sizes (the SQLite file, its
   write-ahead log and free pages; the PostgreSQL database and each month of sightings);
-- `ingest db vacuum`: SQLite VACUUM (gives free pages back to the file system), PostgreSQL VACUUM (ANALYZE).
+- `ingest db vacuum`: SQLite VACUUM (gives free pages back to the file system), PostgreSQL VACUUM (ANALYZE);
+- `ingest db migrate`: bring the schema up to date (either backend; every command that writes does it too);
+- `ingest db copy --to URL`: copy the database into PostgreSQL, resumable, verified by row counts
+  (store/transfer.py).
 
 A new action is a function here, an entry in ACTIONS, and its arguments in cli.py's `db` group.
 """
@@ -11,13 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 from ingest.commands import open_store, settings
 from ingest.store import DatabaseStats
 from ingest.timeutil import iso_z
 from ingest.views import grid
+
+
+@runtime_checkable
+class PostgresLike(Protocol):
+    """A store whose sightings are partitioned by month (PostgreSQL)."""
+
+    def prepare_months(self, now: datetime) -> list[str]: ...
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -50,7 +62,78 @@ def vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
-ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {"stats": stats, "vacuum": vacuum}
+def migrate(args: argparse.Namespace) -> int:
+    """Apply the migrations the database lacks (creating it when it does not exist)."""
+    store = open_store(settings(args, log=False), create=True)
+    try:
+        months = store.prepare_months(datetime.now(UTC)) if isinstance(store, PostgresLike) else []
+        where, applied = store.describe(), store.migrated
+    finally:
+        store.close()
+    if applied:
+        print(f"{where}: applied {', '.join(applied)}")
+    else:
+        print(f"{where}: the schema is up to date")
+    if months:
+        print(f"{where}: partitions ready for {', '.join(months)}")
+    return 0
+
+
+def copy(args: argparse.Namespace) -> int:
+    """Copy the configured database into the PostgreSQL database `--to` names."""
+    from ingest.store import open_store as open_location
+    from ingest.store.sql import SqlStore
+    from ingest.store.transfer import copy_database, source_rows
+
+    if not args.to.startswith(("postgresql://", "postgres://")):
+        print("ingest: error: --to must be a postgresql://user@host/db URL (without its password)", file=sys.stderr)
+        return 2
+    s = settings(args)
+    source = open_store(s, create=False)
+    try:
+        target = open_location(args.to, create=True, password=s.database.password)
+        assert isinstance(source, SqlStore) and isinstance(target, SqlStore)
+        total = source_rows(source)
+        bar = _bar(total)
+        try:
+            counted = copy_database(source, target, on_rows=bar.update)
+        finally:
+            bar.close()
+        print(f"copied {source.describe()} into {target.describe()}")
+        short = [c for c in counted if not c.ok]
+        for c in counted:
+            extra = f" ({c.target - c.source} more in the target: rows it held before)" if c.target > c.source else ""
+            print(f"  {c.table:<15} {c.source:>12,} -> {c.target:>12,}{'' if c.ok else '  MISSING'}{extra}")
+        target.close()
+    finally:
+        source.close()
+    if short:
+        print(f"ingest: error: {', '.join(c.table for c in short)} short in the target", file=sys.stderr)
+        return 1
+    print("verified: every table's rows are in the target")
+    return 0
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        """No bar: standard error is not a terminal."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _bar(total: int) -> Any:
+    """A progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="copy", unit="row", unit_scale=True, file=sys.stderr)
+
+
+ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "stats": stats, "vacuum": vacuum, "migrate": migrate, "copy": copy,
+}  # fmt: skip
 
 
 def megabytes(n: int) -> str:

@@ -108,6 +108,7 @@ class Store(Protocol):
 
     backend: str  # "sqlite" or "postgresql"
     commits: int  # transactions committed: the writer tells a failing disk from a quiet moment
+    migrated: list[str]  # the migrations opening it applied
 
     def close(self) -> None: ...
     def atomic(self) -> AbstractContextManager[None]: ...

@@ -143,6 +143,7 @@ class PostgresStore(SqlStore):
         self._local = threading.local()  # the connection of this thread's open transaction
         self._lead_conn: psycopg.Connection[Any] | None = None  # holds the leader's session lock
         self._partitions: set[str] = set()
+        self.migrated: list[str] = []  # the migrations this open applied (`ingest db migrate` says which)
         extra = {"password": password} if password else {}
         try:
             self._conninfo = pg_conninfo.make_conninfo(url, connect_timeout=CONNECT_TIMEOUT_S, **extra)
@@ -185,7 +186,7 @@ class PostgresStore(SqlStore):
                 return
             if not create and not applied:
                 raise DatabaseMissing(f"{safe_url(self.url)} (it has no ingest schema; run `ingest db migrate`)")
-            apply_migrations(conn)
+            self.migrated = apply_migrations(conn)
 
     def describe(self) -> str:
         return safe_url(self.url)
@@ -255,13 +256,41 @@ class PostgresStore(SqlStore):
         """Make the months' partitions the rows need, then insert them (those already stored are ignored)."""
         if not rows:
             return 0
-        for ts in {int(r[1]) // 86_400 * 86_400 for r in rows}:
+        self._partitions_for({int(r[1]) for r in rows})
+        return super()._insert_sightings(rows)
+
+    def _partitions_for(self, seconds: set[int]) -> None:
+        """Make the monthly partitions of `sightings` that rows at these Unix seconds go into."""
+        for ts in {t // 86_400 * 86_400 for t in seconds}:
             name, ddl = postgres_schema.partition_ddl(ts)
             if name not in self._partitions:
                 self._exec(f"SELECT pg_advisory_xact_lock({_PARTITION_LOCK})")
                 self._exec(ddl)
                 self._partitions.add(name)
-        return super()._insert_sightings(rows)
+
+    def prepare_months(self, now: datetime) -> list[str]:
+        """Make this month's and next month's partitions ahead of their rows; returns their names."""
+        seconds = {int(now.timestamp()), int(now.timestamp()) + 32 * 86_400}
+        with self._writing("make the months' partitions"), self.atomic():
+            self._partitions_for(seconds)
+        return sorted(postgres_schema.partition_ddl(t)[0] for t in seconds)
+
+    def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Rows copied from another database (transfer.py): COPY into a staging table, then one INSERT ...
+        SELECT that keeps the rows already here. Runs inside the caller's transaction."""
+        if table == "sightings":
+            self._partitions_for({int(r[columns.index("ts")]) for r in rows})
+        cols = ", ".join(columns)
+        staging = f"copy_{table}"
+        with self._connection() as conn:
+            conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS"  # fixed names
+            )
+            with conn.cursor().copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            done = conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} ON CONFLICT DO NOTHING")
+            return max(done.rowcount, 0)
 
     # -- the poll stream and the leadership (several daemons on one database) -------------------------
 

@@ -130,6 +130,9 @@ class SqlStore:
     def atomic(self) -> AbstractContextManager[None]:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        raise NotImplementedError
+
     def _reason(self, exc: BaseException) -> str:
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -210,6 +213,15 @@ class SqlStore:
             if stream is not None:
                 self._append_stream(stream)
         return stored
+
+    def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows copied from another database (transfer.py), keeping those already here; returns how
+        many were new."""
+        marks = ", ".join("?" for _ in columns)
+        return self._many(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+            rows,
+        )
 
     def _append_stream(self, row: StreamRow) -> None:
         raise StoreError(f"a {self.backend} database holds no poll stream: several daemons need PostgreSQL")

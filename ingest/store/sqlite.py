@@ -44,6 +44,7 @@ class SqliteStore(SqlStore):
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
         self._savepoints: list[str] = []
+        self.migrated: list[str] = []  # the migrations this open applied (`ingest db migrate` says which)
         self.commits = 0
         memory = str(path) == ":memory:"
         if not create and not memory and not path.is_file():
@@ -59,10 +60,12 @@ class SqliteStore(SqlStore):
             self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             if not memory and self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.conn.execute("PRAGMA journal_mode=WAL")
-            if applied_migrations(self.conn) != list(MIGRATIONS):
+            before = applied_migrations(self.conn)
+            if before != list(MIGRATIONS):
                 from ingest.store import sqlite_schema  # sqlite_utils loads only for a new or older file
 
                 sqlite_schema.apply(self.conn)
+                self.migrated = [m for m in applied_migrations(self.conn) if m not in before]
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
 

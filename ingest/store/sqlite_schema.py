@@ -202,9 +202,10 @@ def _m0005_daemons_synthetic(db: Database) -> None:
     db.execute("UPDATE sorties SET synthetic = 1 WHERE sortie_id IN (?, ?)", DEMO_SORTIES)
 
 
-def apply(conn: sqlite3.Connection) -> None:
-    """Apply every migration the database lacks, each in its own transaction."""
-    migrations.apply(Database(conn))
+def apply(conn: sqlite3.Connection, stop_before: str | None = None) -> None:
+    """Apply every migration the database lacks (those before `stop_before`, when given: an older schema,
+    for the tests of upgrades), each in its own transaction."""
+    migrations.apply(Database(conn), stop_before=stop_before)
 
 
 def names() -> list[str]:
