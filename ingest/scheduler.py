@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _SAVE_TIMEOUT_S = 60.0
+_MAIN_WAKE_S = 0.5
 _WRITER_BEHIND = 200  # jobs waiting for the writer past which a poll waits for its own save
 _RELAY_PERIOD_S = 0.2
 _FLUSH_ON_STOP_S = 3.0
@@ -663,7 +664,10 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
         app.area.name, app.settings.database.where(),
     )  # fmt: skip
     try:
-        stop.wait()
+        # A timed wait: the main thread wakes now and then to run Python's signal handlers even when the
+        # kernel delivered SIGTERM to another thread (seen once under load: a daemon deaf to SIGTERM for 15 s).
+        while not stop.wait(_MAIN_WAKE_S):
+            pass
         log.info("stopping: finishing running polls")
         for fetcher in fetchers:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline

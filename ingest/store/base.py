@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.errors import StoreError
-from ingest.timeutil import from_epoch, iso_z
+from ingest.timeutil import from_epoch
 
 if TYPE_CHECKING:  # loaded when a record is made, not by every read: `ingest sightings` makes none (bench_cli)
     from ingest.detect.base import Happening
@@ -228,12 +228,24 @@ def sighting_row(s: Sighting, synthetic: bool = False) -> tuple[Any, ...]:
 
 
 def sighting_dict(row: Sequence[Any]) -> dict[str, Any]:
-    """A `SIGHTING_COLUMNS` row as `ingest sightings --format json` prints it."""
-    values = list(row)
-    values[4] = iso_z(from_epoch(values[4]))
-    values[10] = bool(values[10])
-    values[18] = bool(values[18])
-    return dict(zip(SIGHTING_FIELDS, values, strict=True))
+    """A sighting row (sql.py's SIGHTING_SELECT: the time already ISO 8601 text, from the database) as
+    `ingest sightings --format json` prints it: the flags as booleans."""
+    d = dict(zip(SIGHTING_FIELDS, row, strict=True))
+    d["on_ground"] = d["on_ground"] == 1
+    d["synthetic"] = d["synthetic"] == 1
+    return d
+
+
+def sighting_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """sighting_dict for many rows: the tail query's whole cost in Python (scripts/bench_store.py)."""
+    fields = SIGHTING_FIELDS
+    out = []
+    for row in rows:
+        d = dict(zip(fields, row, strict=True))
+        d["on_ground"] = d["on_ground"] == 1
+        d["synthetic"] = d["synthetic"] == 1
+        out.append(d)
+    return out
 
 
 def like(text: str) -> str:

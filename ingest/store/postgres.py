@@ -135,6 +135,7 @@ class PostgresStore(SqlStore):
 
     backend = "postgresql"
     GREATEST = "greatest"
+    ISO_TIME = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
     _db_errors = (psycopg.Error,)
 
     def __init__(self, url: str, *, create: bool = True, password: str = "", pool_size: int = POOL_MAX) -> None:

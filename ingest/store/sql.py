@@ -33,6 +33,7 @@ from ingest.store.base import (
     like,
     rows_as_dicts,
     sighting_dict,
+    sighting_dicts,
     sighting_row,
     sortie_record,
     sortie_row,
@@ -49,9 +50,10 @@ SIGHTING_COLUMNS = (
     "hex, ts, registration, type, callsign, lat, lon, x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, "
     "track_deg, squawk, source_type, non_icao, military, feed, emergency, synthetic"
 )
-# What a sighting reads as (SIGHTING_FIELDS' order: `ts` becomes `time`).
+# What a sighting reads as (SIGHTING_FIELDS' order: `ts` becomes `time`, ISO 8601 text written by the
+# database, {time} being each backend's ISO_TIME, rather than per row in Python (scripts/bench_store.py).
 SIGHTING_SELECT = (
-    "hex, registration, type, callsign, ts, lat, lon, x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, "
+    "hex, registration, type, callsign, {time}, lat, lon, x_m, y_m, alt_baro_ft, on_ground, alt_geom_ft, gs_kt, "
     "track_deg, squawk, source_type, feed, emergency, synthetic"
 )
 INSERT_SIGHTING = (
@@ -107,8 +109,13 @@ class SqlStore:
 
     backend = "sql"
     GREATEST = "max"
+    ISO_TIME = "strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch')"  # Unix seconds as 2026-11-20T22:55:58Z
     _db_errors: tuple[type[BaseException], ...] = ()
     commits = 0
+
+    @functools.cached_property
+    def _select(self) -> str:
+        return SIGHTING_SELECT.format(time=self.ISO_TIME)
 
     # -- what a backend provides -----------------------------------------------------------------------
 
@@ -489,14 +496,14 @@ class SqlStore:
         lo = int(since.timestamp()) if since else _MIN_TS
         hi = int(until.timestamp()) if until else _MAX_TS
         sql = (
-            f"SELECT {SIGHTING_SELECT} FROM sightings WHERE hex IN ({', '.join('?' for _ in hexes)}) "
+            f"SELECT {self._select} FROM sightings WHERE hex IN ({', '.join('?' for _ in hexes)}) "
             "AND ts BETWEEN ? AND ? ORDER BY ts DESC"
         )
         params: list[Any] = [*hexes, lo, hi]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = [sighting_dict(r) for r in self._rows(sql, params)]
+        rows = sighting_dicts(self._rows(sql, params))
         rows.reverse()
         return rows
 
@@ -516,14 +523,14 @@ class SqlStore:
         lo = int(since.timestamp()) if since else _MIN_TS
         hi = int(until.timestamp()) if until else _MAX_TS
         marks = ", ".join("?" for _ in hexes)
-        sql = f"SELECT {SIGHTING_SELECT} FROM sightings WHERE hex IN ({marks}) AND ts BETWEEN ? AND ?"
+        sql = f"SELECT {self._select} FROM sightings WHERE hex IN ({marks}) AND ts BETWEEN ? AND ?"
         params: list[Any] = [*hexes, lo, hi]
         if after is not None:
             sql += " AND (ts > ? OR (ts = ? AND hex > ?))"
             params += [after[0], after[0], after[1]]
         sql += " ORDER BY ts, hex LIMIT ?"
         params.append(limit)
-        return [sighting_dict(r) for r in self._rows(sql, params)]
+        return sighting_dicts(self._rows(sql, params))
 
     @reading("read the polls")
     def successful_polls(self, since: datetime) -> list[tuple[str, datetime, float]]:
@@ -566,7 +573,7 @@ class SqlStore:
             if not hexes:
                 continue
             row = self._one(
-                f"SELECT {SIGHTING_SELECT} FROM sightings WHERE hex IN ({', '.join('?' for _ in hexes)}) "
+                f"SELECT {self._select} FROM sightings WHERE hex IN ({', '.join('?' for _ in hexes)}) "
                 "AND ts >= ? ORDER BY ts DESC LIMIT 1",
                 [*hexes, int(since.timestamp())],
             )
