@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool
 from ingest.errors import StoreError
 from ingest.store import postgres_schema
 from ingest.store.base import DatabaseMissing, DatabaseStats, StreamRow
-from ingest.store.sql import SqlStore, reading
+from ingest.store.sql import SIGHTING_COLUMNS, SqlStore, reading
 from ingest.timeutil import iso_z
 
 # The leader's own connection: TCP keepalives on both ends, so that a leader whose machine vanished loses the
@@ -45,6 +45,10 @@ CONNECT_TIMEOUT_S = 10
 GETCONN_TIMEOUT_S = 3.0
 RECONNECT_FOREVER_S = 10 * 365 * 86_400.0
 _PARTITION_LOCK = 0x1A6E58
+# A poll storing this many sightings or more goes in by COPY through a staging table (then one INSERT ...
+# SELECT ... ON CONFLICT DO NOTHING): several times executemany's rate for an area poll (scripts/bench_store.py).
+_COPY_FROM_ROWS = 200
+SIGHTING_COLUMN_NAMES = tuple(c.strip() for c in SIGHTING_COLUMNS.split(","))
 
 # The pool logs every failed reconnection (twice a second while a server is away, over several lines); the
 # daemon says once per episode that writes fail (scheduler.py).
@@ -258,6 +262,8 @@ class PostgresStore(SqlStore):
         if not rows:
             return 0
         self._partitions_for({int(r[1]) for r in rows})
+        if len(rows) >= _COPY_FROM_ROWS:
+            return self.copy_in("sightings", SIGHTING_COLUMN_NAMES, rows)
         return super()._insert_sightings(rows)
 
     def _partitions_for(self, seconds: set[int]) -> None:
@@ -277,8 +283,9 @@ class PostgresStore(SqlStore):
         return sorted(postgres_schema.partition_ddl(t)[0] for t in seconds)
 
     def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        """Rows copied from another database (transfer.py): COPY into a staging table, then one INSERT ...
-        SELECT that keeps the rows already here. Runs inside the caller's transaction."""
+        """Rows in bulk (a big poll's sightings, a chunk of `ingest db copy`, transfer.py): COPY into a staging
+        table, then one INSERT ... SELECT that keeps the rows already here; returns how many were new. Runs
+        inside the caller's transaction."""
         if table == "sightings":
             self._partitions_for({int(r[columns.index("ts")]) for r in rows})
         cols = ", ".join(columns)
@@ -291,6 +298,7 @@ class PostgresStore(SqlStore):
                 for row in rows:
                     copy.write_row(row)
             done = conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} ON CONFLICT DO NOTHING")
+            conn.execute(f"DELETE FROM {staging}")  # a second batch in this transaction starts empty
             return max(done.rowcount, 0)
 
     # -- the poll stream and the leadership (several daemons on one database) -------------------------

@@ -186,6 +186,16 @@ class SqlStore:
         assert row is not None
         return int(row[0])
 
+    @functools.cached_property
+    def _known_hexes(self) -> set[tuple[str, str]]:
+        """(hex, aircraft key) pairs this handle stored (committed): those need no statement again."""
+        return set()
+
+    @functools.cached_property
+    def _learnt(self) -> set[tuple[str, str]]:
+        """Pairs stored by the transaction under way: known once it commits."""
+        return set()
+
     def save_poll(
         self,
         record: PollRecord,
@@ -200,25 +210,31 @@ class SqlStore:
         """Store a poll's sightings, the sortie changes and alerts they caused, and (unless told not to)
         its feed_polls row, in one transaction; returns how many sightings were new. With `stream` (a
         database several daemons share), the poll's entry for the leader goes in with them."""
-        with self._writing("store a poll"), self.atomic():
-            stored = self._insert_sightings([sighting_row(s, synthetic) for s in sightings])
-            self._learn_hexes(sightings)
-            if tracking is not None:
-                self._save_tracking(tracking)
-            if health is not None:
-                self._save_health(health)
-            if record_poll:
-                self._exec(
-                    "INSERT INTO feed_polls (started_at, feed, duration_ms, requests, http_status, aircraft, "
-                    "matched, kept, stored, rejected, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        iso_z(record.started_at), record.feed, record.duration_ms, record.requests,
-                        record.http_status, record.aircraft, record.matched, record.kept, stored,
-                        record.rejected, record.error,
-                    ),
-                )  # fmt: skip
-            if stream is not None:
-                self._append_stream(stream)
+        try:
+            with self._writing("store a poll"), self.atomic():
+                stored = self._insert_sightings([sighting_row(s, synthetic) for s in sightings])
+                self._learn_hexes(sightings)
+                if tracking is not None:
+                    self._save_tracking(tracking)
+                if health is not None:
+                    self._save_health(health)
+                if record_poll:
+                    self._exec(
+                        "INSERT INTO feed_polls (started_at, feed, duration_ms, requests, http_status, aircraft, "
+                        "matched, kept, stored, rejected, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            iso_z(record.started_at), record.feed, record.duration_ms, record.requests,
+                            record.http_status, record.aircraft, record.matched, record.kept, stored,
+                            record.rejected, record.error,
+                        ),
+                    )  # fmt: skip
+                if stream is not None:
+                    self._append_stream(stream)
+        except BaseException:
+            self._learnt.clear()  # rolled back: not stored after all
+            raise
+        self._known_hexes.update(self._learnt)
+        self._learnt.clear()
         return stored
 
     def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
@@ -290,11 +306,15 @@ class SqlStore:
     def _learn_hexes(self, sightings: Iterable[Sighting]) -> None:
         """Remember every hex a sighting came under: a watched registration seen under a hex we did not
         list (a re-hexed airframe), or a military aircraft kept by include_military (a new aircraft row)."""
+        known = self._known_hexes
         seen = {
-            (s.obs.hex_icao, s.key or normalise_registration(s.registration or s.obs.hex_icao)): s for s in sightings
+            pair: s
+            for s in sightings
+            if (pair := (s.obs.hex_icao, s.key or normalise_registration(s.registration or s.obs.hex_icao)))
+            not in known
         }
         if not seen:
-            return
+            return  # every one already stored: a poll of the same aircraft costs no statement here
         self._many(
             "INSERT INTO aircraft (key, registration, icao_type) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
             [(key, s.registration, s.type_icao) for (_, key), s in seen.items()],
@@ -305,6 +325,7 @@ class SqlStore:
             "FROM aircraft WHERE key = ? ON CONFLICT (hex) DO NOTHING",
             [(hex_icao, s.obs.feed, key) for (hex_icao, key), s in seen.items()],
         )
+        self._learnt.update(seen)
 
     def heartbeat(self, daemon: str, host: str, pid: int, version: str, now: datetime, stopped: bool = False) -> None:
         """The daemon `daemon` is alive at `now` (or, with `stopped`, has stopped cleanly)."""

@@ -209,6 +209,55 @@ def test_mqtt_password_from_env_or_file_and_masked(tmp_path: Path) -> None:
         load(minimal(tmp_path, '[mqtt]\npassword_file = "/nonexistent"'), environ={})
 
 
+# -- the database's URL and password -----------------------------------------------------------------
+
+
+def test_database_password_from_env_or_file_never_from_the_file_or_url(tmp_path: Path) -> None:
+    url = "postgresql://ingest@db.example:5432/ingest"
+    s = load(minimal(tmp_path, f'[database]\nurl = "{url}"'), environ={"INGEST_DATABASE_PASSWORD": "hunter2"})
+    assert (s.database.url, s.database.password, s.database.where()) == (url, "hunter2", url)
+    assert "hunter2" not in repr(s) and "hunter2" not in describe(s)
+    assert 'password = "***"  # INGEST_DATABASE_PASSWORD' in describe(s)
+    secret = tmp_path / "db-secret"
+    secret.write_text("from-a-file\n")
+    s = load(minimal(tmp_path, f'[database]\nurl = "{url}"\npassword_file = "{secret}"'), environ={})
+    assert s.database.password == "from-a-file" and "from-a-file" not in describe(s)
+    with pytest.raises(ConfigError, match="never put it in the file") as info:
+        load(minimal(tmp_path, '[database]\npassword = "hunter2"'), environ={})
+    assert "hunter2" not in str(info.value)
+    for bad in ("postgresql://ingest:hunter2@db.example/ingest", "postgresql://db.example/ingest?password=hunter2"):
+        with pytest.raises(ConfigError, match="must not hold the password") as info:
+            load(minimal(tmp_path, f'[database]\nurl = "{bad}"'), environ={})
+        assert info.value.key == "database.url" and "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("mysql://x@h/db", "must be sqlite:///path or postgresql://"), ("sqlite://relative.db", "must be sqlite:///")],
+)
+def test_a_database_url_of_another_kind_is_refused(tmp_path: Path, url: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as info:
+        load(minimal(tmp_path, f'[database]\nurl = "{url}"'), environ={})
+    assert info.value.key == "database.url"
+
+
+def test_a_sqlite_url_is_the_path_and_relative_to_the_config_file(tmp_path: Path) -> None:
+    s = load(minimal(tmp_path, '[database]\nurl = "sqlite:///sub/x.db"'), environ={})
+    assert s.database.url == ""
+    assert s.database.path == tmp_path / "sub" / "x.db"
+
+
+def test_a_database_password_never_reaches_a_message(tmp_path: Path) -> None:
+    """A server that cannot be reached: the error names the URL without the password."""
+    from ingest.errors import StoreError
+    from ingest.store import open_store
+
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql://ingest@127.0.0.1:9/ingest", password="hunter2-s3cr3t")
+    assert "postgresql://ingest@127.0.0.1:9/ingest" in str(info.value)
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value.__cause__)
+
+
 @pytest.mark.parametrize(
     ("text", "key", "reason"),
     [
@@ -293,6 +342,7 @@ def test_hostile_values_are_one_line_naming_the_key(
     ("flag", "hint"),
     [
         ("mqtt.password", "set INGEST_MQTT_PASSWORD or mqtt.password_file"),
+        ("database.password", "set INGEST_DATABASE_PASSWORD or database.password_file"),
         ("feeds.adsb.lol.api_key", "set INGEST_FEEDS_ADSB_LOL_API_KEY or feeds.adsb.lol.api_key_file"),
         ("feeds.sky.client_secret", "set INGEST_FEEDS_SKY_CLIENT_SECRET or feeds.sky.client_secret_file"),
         ("feeds.nosuchfeed.api_key", "set INGEST_FEEDS_NOSUCHFEED_API_KEY or feeds.nosuchfeed.api_key_file"),
