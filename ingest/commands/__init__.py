@@ -46,9 +46,8 @@ def settings(args: argparse.Namespace, *, log: bool = True, **more: str) -> Sett
             raise ConfigError("--set", "the command line", "each --set must look like section.key=value")
         overrides[key.strip()] = value
     if args.database is not None:
-        # A URL names a PostgreSQL database, anything else a SQLite file.
-        key = "database.url" if "://" in args.database and not args.database.startswith("sqlite:") else "database.path"
-        overrides[key] = args.database.removeprefix("sqlite:///") if key == "database.path" else args.database
+        # A URL (postgresql://..., sqlite:///path) is checked as [database] url is; anything else is a file.
+        overrides["database.url" if "://" in args.database else "database.path"] = args.database
     if args.log_level:
         overrides["daemon.log_level"] = args.log_level
     overrides.update(more)
