@@ -296,26 +296,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=10.0, help="each writers run")
     ap.add_argument("--skip-query", action="store_true", help="no tail-query part (it needs a big table)")
+    ap.add_argument("--only", choices=["insert", "query", "writers"], help="one part alone")
     args = ap.parse_args(argv)
     import tempfile
 
     print(f"bench_store: {' '.join(sys.argv)}")
-    print(f"1. insert of one poll storing {POLL_ROWS:,} sightings ({TRIALS} trials; ratio = floor time / store time)")
-    with tempfile.TemporaryDirectory() as tmp:
-        for line in insert(str(Path(tmp) / "insert.db")):
-            print(line, flush=True)
-    from tests.pg import fresh_database
+    if args.only in (None, "insert"):
+        print(
+            f"1. insert of one poll storing {POLL_ROWS:,} sightings ({TRIALS} trials; ratio = floor time / store time)"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in insert(str(Path(tmp) / "insert.db")):
+                print(line, flush=True)
+        from tests.pg import fresh_database
 
-    with fresh_database("ingest_bench_insert") as url:
-        for line in insert(url):
-            print(line, flush=True)
-    if not args.skip_query:
+        with fresh_database("ingest_bench_insert") as url:
+            for line in insert(url):
+                print(line, flush=True)
+    if args.only == "query" or (args.only is None and not args.skip_query):
         print(f"2. tail query, one day of one aircraft, on {args.rows:,} sightings (ratio = store / floor)")
         for line in tail_queries(args.rows, args.queries):
             print(line, flush=True)
-    print("3. writers on one PostgreSQL database")
-    for line in writers(args.seconds):
-        print(line, flush=True)
+    if args.only in (None, "writers"):
+        print("3. writers on one PostgreSQL database")
+        for line in writers(args.seconds):
+            print(line, flush=True)
     return 0
 
 
