@@ -194,12 +194,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = command("feeds", "query", "Show whether a daemon runs and each feed's health: state, last success and error.")
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     command("check-config", "daemon", "Validate the configuration and print the effective settings (secrets masked).")
+    command("health", "health", "Exit 0 when the daemon is healthy (the rule of GET /healthz), else 1 with the "
+            "reason: a daemon runs and a feed succeeded within http.stale_after_s (a Docker HEALTHCHECK).")  # fmt: skip
     return parser
 
 
 COMMAND_NAMES = frozenset({
     "run", "serve", "poll", "replay", "sightings", "sorties", "now", "export", "map", "record", "demo", "feeds",
-    "check-config",
+    "check-config", "health",
 })  # fmt: skip
 
 

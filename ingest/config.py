@@ -204,7 +204,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("enabled", "bool", False, "serve the read-only HTTP API inside `ingest run`"),
         Key("host", "str", "127.0.0.1", "address to bind (127.0.0.1: this machine only)", _not_empty),
         Key("port", "int", 8080, "TCP port", _port),
-        Key("stale_after_s", "float", 300.0, "/healthz answers 503 when no feed succeeded for this long", _duration),
+        Key(
+            "stale_after_s",
+            "float",
+            300.0,
+            "/healthz and `ingest health` fail when no feed succeeded this long",
+            _duration,
+        ),
     ),
     "replay": (
         Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),

@@ -45,6 +45,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["sorties"],
         ["now"],
         ["feeds"],
+        ["health"],
         ["--help"],
     ],
     ids=lambda a: " ".join(a),
