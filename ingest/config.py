@@ -225,6 +225,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "DEBUG, INFO, WARNING or ERROR",
             _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
         ),
+        Key(
+            "log_format",
+            "str",
+            "text",
+            "text, or json: one JSON object a line (ingest/logs.py)",
+            _one_of("text", "json"),
+        ),
     ),
 }
 
@@ -325,6 +332,7 @@ class ReplaySettings:
 class DaemonSettings:
     user_agent: str
     log_level: str
+    log_format: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -175,13 +175,17 @@ class Writer(threading.Thread):
         self._failed_writes += 1
         if self._failing_since is None:
             self._failing_since = time.monotonic()
-            log.error("database writes failing: %s; polls are not stored and do not count as coverage", exc)
+            log.error(
+                "database writes failing: %s; polls are not stored and do not count as coverage", exc,
+                extra={"event": "database_failing", "reason": str(exc)},
+            )  # fmt: skip
 
     def _write_worked(self) -> None:
         if self._failing_since is not None:
             log.info(
                 "database writes work again after %d failed writes in %.0f s",
                 self._failed_writes, time.monotonic() - self._failing_since,
+                extra={"event": "database_recovered", "failures": self._failed_writes},
             )  # fmt: skip
             self._failing_since = None
             self._failed_writes = 0
@@ -347,16 +351,8 @@ def _tick(job: FeedJob, writer: Writer) -> None:
     except StoreError:
         return  # the writer logs failing writes once per episode
     r = outcome.record
-    level = logging.INFO if stored else logging.DEBUG
-    log.log(
-        level,
-        "feed %s: %d aircraft, %d watched, %d in area, %d new",
-        r.feed,
-        r.aircraft,
-        r.matched,
-        r.kept,
-        stored,
-    )
+    # DEBUG: a line per poll is no state change (a feed's failure, recovery and each sortie are logged).
+    log.debug("feed %s: %d aircraft, %d watched, %d in area, %d new", r.feed, r.aircraft, r.matched, r.kept, stored)
 
 
 def _on_job_event(event: JobExecutionEvent) -> None:
@@ -450,11 +446,11 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     log.info(
         "ingest running: %d feeds (%s), %d watched aircraft, area %s, database %s",
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
-        app.area.name, app.settings.database.where(),
+        app.area.name, app.settings.database.where(), extra={"event": "daemon_started", "daemon": writer.daemon_id},
     )  # fmt: skip
     try:
         stop.wait()
-        log.info("stopping: finishing running polls")
+        log.info("stopping: finishing running polls", extra={"event": "daemon_stopping"})
         for fetcher in fetchers:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
         scheduler.shutdown(wait=True)
@@ -469,5 +465,5 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         writer.close()
         for fetcher in fetchers:
             fetcher.close()
-    log.info("stopped")
+    log.info("stopped", extra={"event": "daemon_stopped", "daemon": writer.daemon_id})
     return 0

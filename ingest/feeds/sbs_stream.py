@@ -187,13 +187,16 @@ class SbsFeed:
             if outage_since is not None:
                 log.info(
                     "feed %s: reconnected to %s after %.0f s (%d failed attempts)",
+                    self.name, self.url, time.monotonic() - outage_since, attempts,
+                    extra={"event": "feed_recovered", "feed": self.name, "failures": attempts},
+                )  # fmt: skip
+            elif not ever_connected:
+                log.info(
+                    "feed %s: connected to %s",
                     self.name,
                     self.url,
-                    time.monotonic() - outage_since,
-                    attempts,
+                    extra={"event": "feed_connected", "feed": self.name},
                 )
-            elif not ever_connected:
-                log.info("feed %s: connected to %s", self.name, self.url)
             ever_connected = True
             outage_since, attempts = None, 0
             with self._lock:
@@ -226,7 +229,10 @@ class SbsFeed:
             self._connected = False
             self._down_reason = reason
         if warn is not None:
-            log.warning("%s; retrying in %.3g s, backing off to %.0f s", warn, wait, self._backoff_max_s)
+            log.warning(
+                "%s; retrying in %.3g s, backing off to %.0f s", warn, wait, self._backoff_max_s,
+                extra={"event": "feed_failed", "feed": self.name, "reason": reason, "next_try_s": round(wait)},
+            )  # fmt: skip
         else:
             log.debug("feed %s: still down after %d attempts: %s", self.name, debug_attempts, reason)
 
