@@ -37,7 +37,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ingest import __version__
+from ingest import __version__, systemd
 from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
 from ingest.app import App
@@ -62,6 +62,9 @@ _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadlin
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
 HEARTBEAT_S = 10.0  # how often the writer tells readers the daemon runs (ingest feeds, the page)
 _WAL_CHECK_S = 30.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
+# A writer job running longer than this is stuck: twice the longest a poll waits for its save. systemd's
+# watchdog (deploy/ingest.service) then gets no more pings.
+_WRITER_STUCK_S = 2 * 60.0
 
 
 def utc_now() -> datetime:
@@ -85,6 +88,7 @@ class Writer(threading.Thread):
         self._failed_writes = 0
         self._next_checkpoint = time.monotonic() + _WAL_CHECK_S
         self._next_beat = time.monotonic()
+        self._busy_since: float | None = None  # monotonic start of the job running now (the watchdog reads it)
         self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def open(self) -> None:
@@ -139,8 +143,19 @@ class Writer(threading.Thread):
             self._beat(store, stopped=True)
             store.close()
 
+    def stuck_s(self) -> float:
+        """How long the job running now has run (0 while the writer waits for work)."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
     def _get(self) -> Any:
         """The next job, or the writer's own when one is due: a heartbeat, a checkpoint."""
+        self._busy_since = None
+        item = self._next()
+        self._busy_since = time.monotonic()
+        return item
+
+    def _next(self) -> Any:
         now = time.monotonic()
         wait_s = min(self._next_checkpoint, self._next_beat) - now
         if wait_s > 0:
@@ -409,6 +424,24 @@ def _final_check(writer: Writer) -> None:
         log.exception("the last sortie check failed")
 
 
+def _liveness(writer: Writer, scheduler: BackgroundScheduler, sortie_clock: SortieClock) -> Callable[[], str | None]:
+    """What systemd's watchdog asks before each ping: None while the daemon's threads work, else what does not."""
+
+    def check() -> str | None:
+        if not writer.is_alive():
+            return "the database writer thread has died"
+        if (stuck_s := writer.stuck_s()) > _WRITER_STUCK_S:
+            return f"the database writer has been stuck in one job for {stuck_s:.0f} s"
+        thread = getattr(scheduler, "_thread", None)  # BackgroundScheduler's loop (APScheduler 3.x)
+        if not scheduler.running or (thread is not None and not thread.is_alive()):
+            return "the poll scheduler has stopped"
+        if not sortie_clock.is_alive():
+            return "the sortie clock thread has died"
+        return None
+
+    return check
+
+
 def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     """Poll every feed on its interval until `stop` is set; returns the exit code."""
     writer = Writer(app, clock)
@@ -448,8 +481,10 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
         app.area.name, app.settings.database.where(), extra={"event": "daemon_started", "daemon": writer.daemon_id},
     )  # fmt: skip
+    watchdog = systemd.start(_liveness(writer, scheduler, sortie_clock))  # READY=1; WATCHDOG=1 while alive
     try:
         stop.wait()
+        systemd.stopping(watchdog)
         log.info("stopping: finishing running polls", extra={"event": "daemon_stopping"})
         for fetcher in fetchers:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline

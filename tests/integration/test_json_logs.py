@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ def parse(output: str) -> list[dict[str, Any]]:
             pytest.fail(f"not a JSON line: {line!r}\nlog:\n{output}")
     for entry in parsed:
         assert {"time", "level", "logger", "message"} <= entry.keys(), entry
-        assert datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ").year >= 2026
+        assert entry["time"].endswith("Z") and len(entry["time"]) == len("2026-12-07T03:31:21.215Z"), entry
+        assert datetime.fromisoformat(entry["time"]).utcoffset() == timedelta(0)
     return parsed
 
 
