@@ -201,6 +201,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "demo",
         "record",
         "check-config",
+        "health",
     }
     for name in commands:
         code, out, _ = run(capsys, name, "--help")
