@@ -13,6 +13,8 @@ a sortie clock that ends sorties on time.
   feeds are.
 - A failed database write (a full disk) is logged once per episode by the writer, and once when writes
   work again; the poll's data is not stored, and its time does not count as coverage.
+- Under systemd (deploy/ingest.service) ingest/systemd.py says READY=1 once all this runs, pings the
+  watchdog while `_liveness` finds the threads working, and says STOPPING=1 when a stop begins.
 - `stop` (set by SIGTERM/SIGINT in the CLI) cuts any pacing wait short; `shutdown(wait=True)` lets the
   running polls finish, the writer stores what they returned, a last check ends what is due by then and
   the relay publishes it (for a few seconds) before the database is closed.

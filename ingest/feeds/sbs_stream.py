@@ -320,7 +320,10 @@ class SbsFeed:
         for item in rejected:
             if item.field not in self._logged_kinds:
                 self._logged_kinds.add(item.field)
-                log.warning("feed %s: skipped a malformed SBS line (%s): %s", self.name, item.reason, item.raw)
+                log.warning(
+                    "feed %s: skipped a malformed SBS line (%s): %s", self.name, item.reason, item.raw,
+                    extra={"event": "record_rejected", "feed": self.name, "reason": item.reason},
+                )  # fmt: skip
         if dropped and not self._warned_drops:
             self._warned_drops = True
             log.warning("feed %s: positions dropped: take() is not called often enough", self.name)
@@ -328,8 +331,9 @@ class SbsFeed:
     def _log_clock(self, change: ClockChange) -> None:
         if not change.off:
             log.info(
-                "feed %s: receiver clock agrees with ours again (%+.1f s); using its times", self.name, change.offset_s
-            )
+                "feed %s: receiver clock agrees with ours again (%+.1f s); using its times", self.name, change.offset_s,
+                extra={"event": "receiver_clock_ok", "feed": self.name},
+            )  # fmt: skip
             return
         hint = ""
         if math.fabs(change.offset_s) > CLOCK_SKEW_WARN_S:
@@ -338,5 +342,6 @@ class SbsFeed:
                 " UTC, dump1090-fa the receiver's local time)"
             )
         log.warning(
-            "feed %s: receiver clock is %+.0f s off ours; using receive time%s", self.name, change.offset_s, hint
-        )
+            "feed %s: receiver clock is %+.0f s off ours; using receive time%s", self.name, change.offset_s, hint,
+            extra={"event": "receiver_clock_off", "feed": self.name},
+        )  # fmt: skip
