@@ -67,6 +67,7 @@ _WAL_CHECK_S = 30.0  # how often the writer checkpoints the WAL (store.py WAL_LI
 # A writer job running longer than this is stuck: twice the longest a poll waits for its save. systemd's
 # watchdog (deploy/ingest.service) then gets no more pings.
 _WRITER_STUCK_S = 2 * 60.0
+_STOP_POLL_S = 0.5  # how often the main thread looks up from waiting for a stop
 
 
 def utc_now() -> datetime:
@@ -485,7 +486,11 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
     )  # fmt: skip
     watchdog = systemd.start(_liveness(writer, scheduler, sortie_clock))  # READY=1; WATCHDOG=1 while alive
     try:
-        stop.wait()
+        # A timed wait: the kernel may hand SIGTERM to any thread, and Python runs the handler (which sets
+        # `stop`) only when the main thread wakes; an untimed wait then slept through it (1 stop in ~5 of
+        # scripts/faults.py's daemon-stopped runs hung until killed).
+        while not stop.wait(_STOP_POLL_S):
+            pass
         systemd.stopping(watchdog)
         log.info("stopping: finishing running polls", extra={"event": "daemon_stopping"})
         for fetcher in fetchers:
