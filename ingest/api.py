@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -49,10 +48,18 @@ from ingest.errors import IngestError, StoreError
 from ingest.export import geojson, sortie_id
 from ingest.models import Sortie
 from ingest.openapi import MAX_LIMIT, SIGHTINGS_LIMIT, SORTIES_LIMIT, openapi_document
-from ingest.services import AmbiguousTail, Resolved, UnknownTail, daemon_status, latest_positions, resolve_tail
+from ingest.services import (
+    AmbiguousTail,
+    Resolved,
+    UnknownTail,
+    daemon_status,
+    health,
+    latest_positions,
+    resolve_tail,
+)
 from ingest.store import Store, open_configured
-from ingest.timeutil import iso_z, parse_when
-from ingest.views import feed_row, feed_state, sortie_dict
+from ingest.timeutil import parse_when
+from ingest.views import feed_row, sortie_dict
 from ingest.watchlist import Watchlist
 from ingest.watchlist_files import load_effective
 
@@ -291,11 +298,11 @@ class _Api:
         store = self._store()
         now = datetime.now(UTC)
         try:
-            health = store.feed_health(now - FEED_HEALTH_WINDOW)
+            health_rows = store.feed_health(now - FEED_HEALTH_WINDOW)
             daemon = daemon_status(store, now)
         finally:
             store.close()
-        items = [feed_row(fs, health.get(fs.name, {}), now, daemon.running) for fs in self.settings.feeds]
+        items = [feed_row(fs, health_rows.get(fs.name, {}), now, daemon.running) for fs in self.settings.feeds]
         return JSONResponse({"items": items, "daemon": daemon.as_dict()})
 
     def now(self, request: Request) -> Response:
@@ -317,36 +324,19 @@ class _Api:
         return Response(body, media_type="application/geo+json", headers=headers)
 
     def healthz(self, request: Request) -> Response:
+        """services.health(), the rule `ingest health` applies too: 200 when healthy, else 503 with a reason."""
         _query(request, ())
-        now = datetime.now(UTC)
-        body: dict[str, Any] = {"status": "ok", "stale_after_s": self.stale_after_s}
         enabled = [fs.name for fs in self.settings.feeds if fs.enabled]
         try:
             store = self._store()
         except StoreError as exc:
-            return JSONResponse({**body, "status": "unavailable", "reason": str(exc)}, status_code=503)
+            body = {"status": "unavailable", "stale_after_s": self.stale_after_s, "reason": str(exc)}
+            return JSONResponse(body, status_code=503)
         try:
-            health = store.feed_health(now - FEED_HEALTH_WINDOW)
+            answer = health(store, enabled, datetime.now(UTC), self.stale_after_s)
         finally:
             store.close()
-        body["feeds"] = {fs.name: feed_state(fs, health.get(fs.name, {})) for fs in self.settings.feeds if fs.enabled}
-        successes = [
-            datetime.fromisoformat(h["last_success_at"])
-            for name in enabled
-            if (h := health.get(name)) and h.get("last_success_at")
-        ]
-        last = max(successes, default=None)
-        body["last_success"] = iso_z(last) if last else None
-        body["age_s"] = round((now - last).total_seconds(), 1) if last else None
-        if not enabled:
-            reason = "no feed is enabled"
-        elif last is None:
-            reason = "no feed has succeeded yet"
-        elif body["age_s"] > self.stale_after_s:
-            reason = f"no feed has succeeded for {body['age_s']:.0f} s (more than {self.stale_after_s:g} s)"
-        else:
-            return JSONResponse(body)
-        return JSONResponse({**body, "status": "unavailable", "reason": reason}, status_code=503)
+        return JSONResponse(answer.as_dict(), status_code=200 if answer.healthy else 503)
 
     def metrics(self, request: Request) -> Response:
         """The Prometheus exposition; without a daemon's (`ingest serve`), the database's gauges alone."""

@@ -7,7 +7,8 @@ a bare sqlite3 query does (scripts/bench_cli.py; tests/unit/test_cli_imports.py 
 
 Exit codes: 0 ok; 1 runtime error (a feed failed in `poll`, an unknown tail, an unreadable replay);
 2 usage or configuration error. An IngestError becomes one line on stderr; --debug adds the traceback.
-The shared options (--config, --set, --database, --log-level, --debug) go before or after the command.
+The shared options (--config, --set, --database, --log-level, --log-format, --debug) go before or after the
+command.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ callsign (TORA23; TORA* for a prefix), resolved to the aircraft that flew it in 
 exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 """
 
-COMMON_DEFAULTS: dict[str, Any] = {"config": None, "overrides": [], "database": None, "log_level": None, "debug": False}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "config": None, "overrides": [], "database": None, "log_level": None, "log_format": None, "debug": False,
+}  # fmt: skip
 
 
 def when(text: str) -> datetime:
@@ -79,6 +82,9 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level"
     )
+    p.add_argument(
+        "--log-format", choices=["text", "json"], help="override daemon.log_format (json: one object a line)"
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
 
@@ -105,7 +111,9 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-_VALUED = frozenset({"--config", "--set", "--database", "--log-level"})  # shared options that take a value
+_VALUED = frozenset(
+    {"--config", "--set", "--database", "--log-level", "--log-format"}
+)  # shared options that take a value
 
 
 def _command_word(argv: Sequence[str]) -> str | None:
@@ -214,6 +222,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "watchlist", "watchlist", "List, show, add, remove, import or update the watched aircraft.", WATCHLIST_HELP
     )
     _watchlist_actions(p, shared)
+    command("health", "health", "Exit 0 when the daemon is healthy (the rule of GET /healthz), else 1 with the "
+            "reason: a daemon runs and a feed succeeded within http.stale_after_s (a Docker HEALTHCHECK).")  # fmt: skip
     return parser
 
 
@@ -284,7 +294,7 @@ DB_ACTIONS = (
 
 COMMAND_NAMES = frozenset({
     "run", "serve", "poll", "replay", "sightings", "sorties", "now", "export", "map", "record", "demo", "feeds",
-    "check-config", "db", "watchlist",
+    "check-config", "db", "health", "watchlist",
 })  # fmt: skip
 
 
@@ -308,7 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"ingest: error: {exc}", file=sys.stderr)
+        logs = sys.modules.get("ingest.logs")  # loaded only when this command set up logging
+        if logs is not None and logs.json_enabled():
+            logs.error_line(f"ingest: error: {exc}")  # a JSON log stays all JSON
+        else:
+            print(f"ingest: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130

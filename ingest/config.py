@@ -217,7 +217,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("enabled", "bool", False, "serve the read-only HTTP API inside `ingest run`"),
         Key("host", "str", "127.0.0.1", "address to bind (127.0.0.1: this machine only)", _not_empty),
         Key("port", "int", 8080, "TCP port", _port),
-        Key("stale_after_s", "float", 300.0, "/healthz answers 503 when no feed succeeded for this long", _duration),
+        Key(
+            "stale_after_s",
+            "float",
+            300.0,
+            "/healthz and `ingest health` fail when no feed succeeded this long",
+            _duration,
+        ),
     ),
     "retention": (
         Key("sightings_days", "int", 365, "delete sightings older than this many days (0: keep all)", _days),
@@ -235,6 +241,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "INFO",
             "DEBUG, INFO, WARNING or ERROR",
             _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+        ),
+        Key(
+            "log_format",
+            "str",
+            "text",
+            "text, or json: one JSON object a line (ingest/logs.py)",
+            _one_of("text", "json"),
         ),
     ),
 }
@@ -344,6 +357,7 @@ class ReplaySettings:
 class DaemonSettings:
     user_agent: str
     log_level: str
+    log_format: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)

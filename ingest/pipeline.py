@@ -229,7 +229,10 @@ def _parser_bug(feed: str, safe_url: str, exc: Exception) -> FeedFormatError:
     that the bug gets reported rather than the poll lost."""
     if (feed, type(exc).__name__) not in _REPORTED_BUGS:
         _REPORTED_BUGS.add((feed, type(exc).__name__))
-        log.error("feed %s: the parser failed on an answer (a bug, please report it)", feed, exc_info=exc)
+        log.error(
+            "feed %s: the parser failed on an answer (a bug, please report it)", feed, exc_info=exc,
+            extra={"event": "parser_bug", "feed": feed},
+        )  # fmt: skip
     return FeedFormatError(feed, safe_url, f"unreadable answer ({type(exc).__name__})")
 
 
@@ -281,7 +284,10 @@ class FeedJob:
         if outcome.failure is None:
             failed = self.pacing.on_success()
             if failed:
-                log.info("feed %s recovered after %d failed polls", self.feed.name, failed)
+                log.info(
+                    "feed %s recovered after %d failed polls", self.feed.name, failed,
+                    extra={"event": "feed_recovered", "feed": self.feed.name, "failures": failed},
+                )  # fmt: skip
         else:
             self._log_failure(outcome.failure)
         now = self.clock()
@@ -303,7 +309,10 @@ class FeedJob:
             hint = f" (access refused: {access})" if status in (401, 403) else ""
             # A one-shot run (`ingest poll`) has no next try to announce.
             then = "" if self.one_shot else f"; next try in {wait_s:.0f} s"
-            log.warning("feed %s failed: %s%s%s", self.feed.name, exc.reason, hint, then)
+            fields = {"event": "feed_failed", "feed": self.feed.name, "reason": exc.reason, "status": status}
+            if not self.one_shot:
+                fields["next_try_s"] = round(wait_s)
+            log.warning("feed %s failed: %s%s%s", self.feed.name, exc.reason, hint, then, extra=fields)
         else:
             log.debug("feed %s still failing (%d in a row): %s", self.feed.name, self.pacing.failures, exc.reason)
 
@@ -341,7 +350,10 @@ def log_rejections(feed: str, rejected: Sequence[Rejected], logged: set[str]) ->
     for item in rejected:
         if item.field not in logged:
             logged.add(item.field)
-            log.warning("feed %s: skipped a malformed aircraft record (%s): %s", feed, item.reason, item.raw)
+            log.warning(
+                "feed %s: skipped a malformed aircraft record (%s): %s", feed, item.reason, item.raw,
+                extra={"event": "record_rejected", "feed": feed, "reason": item.reason},
+            )  # fmt: skip
     if rejected:
         log.debug("feed %s: %d malformed records skipped this poll", feed, len(rejected))
 

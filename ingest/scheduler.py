@@ -15,6 +15,8 @@ a sortie clock that ends sorties on time.
   poll waits, so that deleting a year of old sightings never delays a poll.
 - A failed database write (a full disk) is logged once per episode by the writer, and once when writes
   work again; the poll's data is not stored, and its time does not count as coverage.
+- Under systemd (deploy/ingest.service) ingest/systemd.py says READY=1 once all this runs, pings the
+  watchdog while `_liveness` finds the threads working, and says STOPPING=1 when a stop begins.
 - `stop` (set by SIGTERM/SIGINT in the CLI) cuts any pacing wait short; `shutdown(wait=True)` lets the
   running polls finish, the writer stores what they returned, a last check ends what is due by then and
   the relay publishes it (for a few seconds) before the database is closed.
@@ -41,7 +43,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ingest import __version__, lead
+from ingest import __version__, lead, systemd
 from ingest.alerts.mqtt import MqttOptions, MqttPublisher
 from ingest.alerts.outbox import OutboxRelay
 from ingest.app import App, rewire
@@ -63,7 +65,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _SAVE_TIMEOUT_S = 60.0
-_MAIN_WAKE_S = 0.5
 _WRITER_BEHIND = 200  # jobs waiting for the writer past which a poll waits for its own save
 _RELAY_PERIOD_S = 0.2
 _FLUSH_ON_STOP_S = 3.0
@@ -78,6 +79,10 @@ _RETRY_MIN_S, _RETRY_MAX_S = 1.0, 15.0  # after a failed write, the database is 
 BACKLOG_MAX_POSITIONS = 200_000
 HEARTBEAT_S = 10.0  # how often the writer tells readers the daemon runs (ingest feeds, the page)
 _WAL_CHECK_S = 30.0  # how often the writer checkpoints the WAL (store.py WAL_LIMIT_BYTES)
+# A writer job running longer than this is stuck: twice the longest a poll waits for its save. systemd's
+# watchdog (deploy/ingest.service) then gets no more pings.
+_WRITER_STUCK_S = 2 * 60.0
+_STOP_POLL_S = 0.5  # how often the main thread looks up from waiting for a stop
 
 
 def utc_now() -> datetime:
@@ -115,6 +120,7 @@ class Writer(threading.Thread):
         self._next_beat = time.monotonic()
         self.retention = Retention(app.settings.retention)
         self._next_prune = time.monotonic() if self.retention.enabled else float("inf")  # a round at start-up
+        self._busy_since: float | None = None  # monotonic start of the job running now (the watchdog reads it)
         self.daemon_id = lead.daemon_id()
 
     def open(self) -> None:
@@ -189,9 +195,20 @@ class Writer(threading.Thread):
                 self.sorter.close(store)  # another daemon takes the leadership at once
             store.close()
 
+    def stuck_s(self) -> float:
+        """How long the job running now has run (0 while the writer waits for work)."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
     def _get(self) -> Any:
         """The next job, or the writer's own when one is due: a heartbeat, a checkpoint, a retention step
-        (which gives way to any job waiting)."""
+        (which gives way to any job waiting). Meanwhile the writer counts as idle (the watchdog's stuck_s)."""
+        self._busy_since = None
+        item = self._next()
+        self._busy_since = time.monotonic()
+        return item
+
+    def _next(self) -> Any:
         while (wait_s := min(self._next_checkpoint, self._next_beat, self._next_prune) - time.monotonic()) > 0:
             try:
                 return self._queue.get(timeout=wait_s)
@@ -249,6 +266,7 @@ class Writer(threading.Thread):
             log.error(
                 "database writes failing: %s; polls are kept in memory (up to %d positions) and written when "
                 "it works again; until then they do not count as coverage", exc, BACKLOG_MAX_POSITIONS,
+                extra={"event": "database_failing", "reason": str(exc)},
             )  # fmt: skip
 
     def _write_worked(self) -> None:
@@ -258,6 +276,7 @@ class Writer(threading.Thread):
             log.info(
                 "database writes work again after %d failed writes in %.0f s%s%s",
                 self._failed_writes, time.monotonic() - self._failing_since, kept, lost,
+                extra={"event": "database_recovered", "failures": self._failed_writes},
             )  # fmt: skip
             self._failing_since = None
             self._failed_writes = 0
@@ -494,9 +513,8 @@ def _saved(job: FeedJob, outcome: PollOutcome, future: Future[int]) -> None:
     stored = future.result()
     r = outcome.record
     job.metrics.stored(r.feed, stored)
-    level = logging.INFO if stored else logging.DEBUG
-    log.log(level, "feed %s: %d aircraft, %d watched, %d in area, %d new", r.feed, r.aircraft, r.matched, r.kept,
-            stored)  # fmt: skip
+    # DEBUG: a line per poll is no state change (a feed's failure, recovery and each sortie are logged).
+    log.debug("feed %s: %d aircraft, %d watched, %d in area, %d new", r.feed, r.aircraft, r.matched, r.kept, stored)
 
 
 def _on_job_event(event: JobExecutionEvent) -> None:
@@ -614,6 +632,24 @@ def watch_watchlist(app: App, writer: Writer, jobs: Sequence[FeedJob]) -> Watchl
     return watcher
 
 
+def _liveness(writer: Writer, scheduler: BackgroundScheduler, sortie_clock: SortieClock) -> Callable[[], str | None]:
+    """What systemd's watchdog asks before each ping: None while the daemon's threads work, else what does not."""
+
+    def check() -> str | None:
+        if not writer.is_alive():
+            return "the database writer thread has died"
+        if (stuck_s := writer.stuck_s()) > _WRITER_STUCK_S:
+            return f"the database writer has been stuck in one job for {stuck_s:.0f} s"
+        thread = getattr(scheduler, "_thread", None)  # BackgroundScheduler's loop (APScheduler 3.x)
+        if not scheduler.running or (thread is not None and not thread.is_alive()):
+            return "the poll scheduler has stopped"
+        if not sortie_clock.is_alive():
+            return "the sortie clock thread has died"
+        return None
+
+    return check
+
+
 def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics: Metrics = NO_METRICS) -> int:
     """Poll every feed on its interval until `stop` is set, counting in `metrics`; returns the exit code."""
     writer = Writer(app, clock, metrics)
@@ -661,14 +697,17 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
     log.info(
         "ingest running: %d feeds (%s), %d watched aircraft, area %s, database %s",
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
-        app.area.name, app.settings.database.where(),
+        app.area.name, app.settings.database.where(), extra={"event": "daemon_started", "daemon": writer.daemon_id},
     )  # fmt: skip
+    watchdog = systemd.start(_liveness(writer, scheduler, sortie_clock))  # READY=1; WATCHDOG=1 while alive
     try:
-        # A timed wait: the main thread wakes now and then to run Python's signal handlers even when the
-        # kernel delivered SIGTERM to another thread (seen once under load: a daemon deaf to SIGTERM for 15 s).
-        while not stop.wait(_MAIN_WAKE_S):
+        # A timed wait: the kernel may hand SIGTERM to any thread, and Python runs the handler (which sets
+        # `stop`) only when the main thread wakes; an untimed wait then slept through it (1 stop in ~5 of
+        # scripts/faults.py's daemon-stopped runs hung until killed).
+        while not stop.wait(_STOP_POLL_S):
             pass
-        log.info("stopping: finishing running polls")
+        systemd.stopping(watchdog)
+        log.info("stopping: finishing running polls", extra={"event": "daemon_stopping"})
         for fetcher in fetchers:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
         scheduler.shutdown(wait=True)
@@ -683,5 +722,5 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
         writer.close()
         for fetcher in fetchers:
             fetcher.close()
-    log.info("stopped")
+    log.info("stopped", extra={"event": "daemon_stopped", "daemon": writer.daemon_id})
     return 0

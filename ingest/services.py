@@ -3,6 +3,7 @@ print or serialise. Neither edge builds these itself, so both say the same thing
 
 - `resolve_tail`: the aircraft a TAIL names (registration, hex or callsign), or why none or several do.
 - `daemon_status`: is an `ingest run` writing to this database right now (its heartbeat)?
+- `health`: the one health rule, answered by `GET /healthz` and `ingest health` (a Docker HEALTHCHECK).
 - `latest_positions`: the latest position of every watched aircraft seen lately, open sorties first.
 
 Every function takes the store and `now`; none reads a clock.
@@ -63,6 +64,71 @@ def daemon_status(store: Store, now: datetime) -> DaemonStatus:
     d = alive[0] if alive else daemons[0]
     age_s = round(_age_s(d["beat_at"], now), 1)
     return DaemonStatus(bool(alive), d["daemon"], d["started_at"], d["beat_at"], d["stopped_at"], age_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The answer of `health()`: healthy or not, the reason when not, and what it was decided from."""
+
+    reason: str | None  # None: healthy
+    stale_after_s: float
+    feeds: dict[str, str]  # each enabled feed's state (ok, degraded, parked, never polled)
+    last_success: datetime | None  # the latest success of an enabled feed
+    age_s: float | None
+    daemon: DaemonStatus
+
+    @property
+    def healthy(self) -> bool:
+        return self.reason is None
+
+    def describe(self) -> str:
+        """One line for people."""
+        if self.reason is not None:
+            return self.reason
+        assert self.last_success is not None and self.age_s is not None
+        who = self.daemon.describe() if self.daemon.daemon is not None else "no daemon (polled by `ingest poll`)"
+        return f"healthy: a feed succeeded {self.age_s:.0f} s ago ({iso_z(self.last_success)}); {who}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """`GET /healthz`'s body: `status` ok or unavailable, `reason` when unavailable."""
+        body: dict[str, Any] = {
+            "status": "ok" if self.healthy else "unavailable", "stale_after_s": self.stale_after_s,
+            "feeds": self.feeds, "last_success": iso_z(self.last_success) if self.last_success else None,
+            "age_s": self.age_s, "daemon": self.daemon.as_dict(),
+        }  # fmt: skip
+        if self.reason is not None:
+            body["reason"] = self.reason
+        return body
+
+
+def health(store: Store, enabled_feeds: Sequence[str], now: datetime, stale_after_s: float) -> Health:
+    """Healthy when an enabled feed succeeded within `stale_after_s` and, once a daemon has run on this
+    database, one still runs (its heartbeat is at most HEARTBEAT_STALE_S old). A database that only
+    `ingest poll` (cron) has written has no daemon to ask for, so the feeds alone decide there.
+
+    The daemon is asked for first: when it is gone, that is the reason, not the staleness it causes."""
+    from ingest.views import health_state
+
+    daemon = daemon_status(store, now)
+    feed_health = store.feed_health(now - timedelta(seconds=stale_after_s))
+    states = {name: health_state(feed_health.get(name, {})) for name in enabled_feeds}
+    successes = [
+        datetime.fromisoformat(h["last_success_at"])
+        for name in enabled_feeds
+        if (h := feed_health.get(name)) and h.get("last_success_at")
+    ]
+    last = max(successes, default=None)
+    age_s = round((now - last).total_seconds(), 1) if last else None
+    reason = None
+    if not enabled_feeds:
+        reason = "no feed is enabled"
+    elif daemon.daemon is not None and not daemon.running:
+        reason = daemon.describe()
+    elif last is None or age_s is None:
+        reason = "no feed has succeeded yet"
+    elif age_s > stale_after_s:
+        reason = f"no feed has succeeded for {age_s:.0f} s (more than {stale_after_s:g} s)"
+    return Health(reason, stale_after_s, states, last, age_s, daemon)
 
 
 def _age_s(at: str, now: datetime) -> float:

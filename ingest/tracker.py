@@ -387,6 +387,8 @@ class Tracker:
                 log.info(
                     "sortie %s: %s %d at %.3f, %.3f since %s (%s)", sortie.sortie_id, h.kind, h.n, h.lat_deg,
                     h.lon_deg, iso_z(h.started_at), ", ".join(f"{k} {v}" for k, v in h.details.items()),
+                    extra={"event": h.kind, "sortie_id": sortie.sortie_id, "hex": sortie.hex_icao, "kind": h.kind,
+                           "n": h.n},
                 )  # fmt: skip
         ended = {f"{s.sortie_id}/" for s in update.changed if not s.is_open}
         if ended:
@@ -427,17 +429,15 @@ def _log_events(events: Sequence[SortieEvent]) -> None:
     for e in events:
         s = e.sortie
         tail = s.registration or s.hex_icao
+        fields = {"sortie_id": s.sortie_id, "hex": s.hex_icao, "registration": s.registration}
         if e.kind == "start":
             log.info(
-                "sortie %s started: %s (%s) %s at %s",
-                s.sortie_id,
-                tail,
-                s.type_icao or "?",
-                s.first.callsign or "-",
-                iso_z(s.start_at),
-            )
+                "sortie %s started: %s (%s) %s at %s", s.sortie_id, tail, s.type_icao or "?", s.first.callsign or "-",
+                iso_z(s.start_at), extra={"event": "sortie_started", "callsign": s.first.callsign, **fields},
+            )  # fmt: skip
         else:
             log.info(
                 "sortie %s ended (%s): %s, %s to %s, callsigns %s",
                 s.sortie_id, s.end_reason, tail, iso_z(s.start_at), iso_z(s.last.at), ",".join(s.callsigns) or "-",
+                extra={"event": "sortie_ended", "end_reason": s.end_reason, **fields},
             )  # fmt: skip

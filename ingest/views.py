@@ -49,10 +49,13 @@ def happening_dict(h: Happening) -> dict[str, Any]:
 
 
 def feed_state(fs: FeedSettings, h: dict[str, Any]) -> str:
-    """disabled (by config), never polled, ok, never succeeded (failing since its first poll), degraded
-    (failing, retried within a few ticks) or parked (a 403, a long Retry-After)."""
-    if not fs.enabled:
-        return "disabled"
+    """disabled (by config), or health_state()."""
+    return health_state(h) if fs.enabled else "disabled"
+
+
+def health_state(h: dict[str, Any]) -> str:
+    """An enabled feed's state from its feed_health row: never polled, ok, never succeeded (failing since its
+    first poll), degraded (failing, retried within a few ticks) or parked (a 403, a long Retry-After)."""
     state = str(h.get("state", "never polled"))
     if state == "degraded" and not h.get("last_success_at"):
         return "never succeeded"

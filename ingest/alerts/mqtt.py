@@ -207,7 +207,9 @@ class MqttPublisher:
         self._started = False
         self._stopped = True
         if was_connected:
-            log.info("disconnected from mqtt %s", self._endpoint)
+            log.info(
+                "disconnected from mqtt %s", self._endpoint, extra={"event": "mqtt_stopped", "broker": self._endpoint}
+            )
         else:
             log.info("stopped mqtt client for %s (was not connected)", self._endpoint)
 
@@ -226,19 +228,22 @@ class MqttPublisher:
                 user = f" (user {self._options.username!r})" if self._options.username is not None else ""
                 log.error(
                     "mqtt broker %s refused the connection%s: %s; retrying with backoff up to %g s",
-                    self._endpoint,
-                    user,
-                    reason,
-                    self._options.reconnect_max_s,
-                )
+                    self._endpoint, user, reason, self._options.reconnect_max_s,
+                    extra={"event": "mqtt_refused", "broker": self._endpoint, "reason": str(reason)},
+                )  # fmt: skip
             return
         info = client.publish(self.status_topic, "online", qos=1, retain=True)
         self._status_mids.add(info.mid)  # before its PUBACK can arrive: that is read on this thread
         if not self._ever_connected:
-            log.info("connected to mqtt %s", self._endpoint)
+            log.info(
+                "connected to mqtt %s", self._endpoint, extra={"event": "mqtt_connected", "broker": self._endpoint}
+            )
         else:
             outage = time.monotonic() - self._down_since if self._down_since is not None else 0.0
-            log.info("reconnected to mqtt %s after %.1f s", self._endpoint, outage)
+            log.info(
+                "reconnected to mqtt %s after %.1f s", self._endpoint, outage,
+                extra={"event": "mqtt_connected", "broker": self._endpoint},
+            )  # fmt: skip
         self._ever_connected = True
         self._down_since = None
         self._outage_logged = False
@@ -285,10 +290,9 @@ class MqttPublisher:
             self._outage_logged = True
             log.error(
                 "mqtt broker %s: %s; check ca_file/cert_file/key_file; retrying with backoff up to %g s",
-                self._endpoint,
-                why,
-                self._options.reconnect_max_s,
-            )
+                self._endpoint, why, self._options.reconnect_max_s,
+                extra={"event": "mqtt_tls_failed", "broker": self._endpoint, "reason": why},
+            )  # fmt: skip
         elif not self._outage_logged:
             self._warn_unreachable(why)
 
@@ -296,10 +300,9 @@ class MqttPublisher:
         self._outage_logged = True
         log.warning(
             "mqtt broker %s unreachable: %s; retrying with backoff up to %g s",
-            self._endpoint,
-            why,
-            self._options.reconnect_max_s,
-        )
+            self._endpoint, why, self._options.reconnect_max_s,
+            extra={"event": "mqtt_unreachable", "broker": self._endpoint, "reason": why},
+        )  # fmt: skip
 
     @_guarded
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:

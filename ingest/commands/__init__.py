@@ -3,7 +3,8 @@
 - `daemon.py`: run, serve, poll, check-config (what polls and serves);
 - `data.py`: replay, record (recordings in and out);
 - `query.py`: sightings, sorties, now, feeds (reading the database; never creates one);
-- `output.py`: export, map (files of sorties).
+- `output.py`: export, map (files of sorties);
+- `health.py`: health (the Docker HEALTHCHECK).
 
 This module holds what they share: loading the settings, logging, opening the store, progress bars,
 signals, writing files atomically. Commands print; the answers come from `ingest.services` and the store.
@@ -16,7 +17,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 
 def settings(args: argparse.Namespace, *, log: bool = True, **more: str) -> Settings:
-    """The configuration: the file, the environment, then --set, --database and --log-level (and `more`,
+    """The configuration: the file, the environment, then --set, --database, --log-level and --log-format (and `more`,
     a command's own flags such as serve's --host). `log=False` (the quick read commands, which log nothing
     of their own) leaves the logging module unloaded: it costs a read command a tenth of its time."""
     overrides: dict[str, str] = {}
@@ -50,30 +50,19 @@ def settings(args: argparse.Namespace, *, log: bool = True, **more: str) -> Sett
         overrides["database.url" if "://" in args.database else "database.path"] = args.database
     if args.log_level:
         overrides["daemon.log_level"] = args.log_level
+    if args.log_format:
+        overrides["daemon.log_format"] = args.log_format
     overrides.update(more)
     loaded = load(args.config, overrides=overrides)
-    if log or args.debug or args.log_level:
-        setup_logging(loaded.daemon.log_level)
+    if log or args.debug or args.log_level or args.log_format:
+        setup_logging(loaded.daemon.log_level, loaded.daemon.log_format)
     return loaded
 
 
-def setup_logging(level: str) -> None:
-    import logging
+def setup_logging(level: str, log_format: str = "text") -> None:
+    from ingest.logs import setup  # the logging module: only commands that log pay for it
 
-    handler = logging.StreamHandler(sys.stderr)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
-    formatter.converter = time.gmtime  # UTC everywhere
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        if getattr(old, "_ingest", False):
-            root.removeHandler(old)
-    handler._ingest = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    root.setLevel(level)
-    # APScheduler warns on every tick a slow poll makes it skip, and on missed runs; the daemon's own job
-    # listener reports those (scheduler.py), and the feed's failure is what the user needs to see.
-    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
+    setup(level, log_format)
 
 
 def open_store(s: Settings, *, create: bool) -> Store:

@@ -193,13 +193,16 @@ class SbsFeed:
             if outage_since is not None:
                 log.info(
                     "feed %s: reconnected to %s after %.0f s (%d failed attempts)",
+                    self.name, self.url, time.monotonic() - outage_since, attempts,
+                    extra={"event": "feed_recovered", "feed": self.name, "failures": attempts},
+                )  # fmt: skip
+            elif not ever_connected:
+                log.info(
+                    "feed %s: connected to %s",
                     self.name,
                     self.url,
-                    time.monotonic() - outage_since,
-                    attempts,
+                    extra={"event": "feed_connected", "feed": self.name},
                 )
-            elif not ever_connected:
-                log.info("feed %s: connected to %s", self.name, self.url)
             ever_connected = True
             outage_since, attempts = None, 0
             with self._lock:
@@ -232,7 +235,10 @@ class SbsFeed:
             self._connected = False
             self._down_reason = reason
         if warn is not None:
-            log.warning("%s; retrying in %.3g s, backing off to %.0f s", warn, wait, self._backoff_max_s)
+            log.warning(
+                "%s; retrying in %.3g s, backing off to %.0f s", warn, wait, self._backoff_max_s,
+                extra={"event": "feed_failed", "feed": self.name, "reason": reason, "next_try_s": round(wait)},
+            )  # fmt: skip
         else:
             log.debug("feed %s: still down after %d attempts: %s", self.name, debug_attempts, reason)
 
@@ -320,7 +326,10 @@ class SbsFeed:
         for item in rejected:
             if item.field not in self._logged_kinds:
                 self._logged_kinds.add(item.field)
-                log.warning("feed %s: skipped a malformed SBS line (%s): %s", self.name, item.reason, item.raw)
+                log.warning(
+                    "feed %s: skipped a malformed SBS line (%s): %s", self.name, item.reason, item.raw,
+                    extra={"event": "record_rejected", "feed": self.name, "reason": item.reason},
+                )  # fmt: skip
         if dropped and not self._warned_drops:
             self._warned_drops = True
             log.warning("feed %s: positions dropped: take() is not called often enough", self.name)
@@ -328,8 +337,9 @@ class SbsFeed:
     def _log_clock(self, change: ClockChange) -> None:
         if not change.off:
             log.info(
-                "feed %s: receiver clock agrees with ours again (%+.1f s); using its times", self.name, change.offset_s
-            )
+                "feed %s: receiver clock agrees with ours again (%+.1f s); using its times", self.name, change.offset_s,
+                extra={"event": "receiver_clock_ok", "feed": self.name},
+            )  # fmt: skip
             return
         hint = ""
         if math.fabs(change.offset_s) > CLOCK_SKEW_WARN_S:
@@ -338,5 +348,6 @@ class SbsFeed:
                 " UTC, dump1090-fa the receiver's local time)"
             )
         log.warning(
-            "feed %s: receiver clock is %+.0f s off ours; using receive time%s", self.name, change.offset_s, hint
-        )
+            "feed %s: receiver clock is %+.0f s off ours; using receive time%s", self.name, change.offset_s, hint,
+            extra={"event": "receiver_clock_off", "feed": self.name},
+        )  # fmt: skip

@@ -312,6 +312,10 @@ def test_healthz_503_until_a_feed_succeeds(api: ApiServer, demo_config: Path, wr
     assert r.json() == {
         "status": "unavailable", "reason": "no feed has succeeded yet", "stale_after_s": 300.0,
         "feeds": {"lol": "never polled"}, "last_success": None, "age_s": None,
+        "daemon": {
+            "running": False, "daemon": None, "started_at": None, "last_beat_at": None, "stopped_at": None,
+            "beat_age_s": None, "text": "no daemon has run on this database",
+        },
     }  # fmt: skip
 
     config = write_config(FEEDS)

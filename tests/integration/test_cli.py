@@ -203,6 +203,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "record",
         "check-config",
         "db",
+        "health",
         "watchlist",
     }
     for name in commands:

@@ -46,6 +46,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["now"],
         ["feeds"],
         ["db", "stats"],
+        ["health"],
         ["watchlist", "list"],
         ["watchlist", "show", "62-4125"],
         ["--help"],
