@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ingest.config import Settings, load
 from ingest.errors import ConfigError
@@ -93,6 +93,29 @@ def progress(items: Iterable[T], desc: str, unit: str) -> Iterable[T]:
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit=unit, leave=False, file=sys.stderr)
+
+
+class Bar(Protocol):
+    def update(self, n: int) -> object: ...
+    def close(self) -> None: ...
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        """No bar: standard error is not a terminal."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def progress_bar(total: int, desc: str, unit: str) -> Bar:
+    """A progress bar of `total` units on stderr when it is a terminal (for work that is no iterable)."""
+    if not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    bar: Bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False, file=sys.stderr)
+    return bar
 
 
 @contextmanager

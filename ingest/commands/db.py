@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from ingest.commands import open_store, settings
+from ingest.commands import open_store, progress_bar, settings
 from ingest.store import DatabaseStats
 from ingest.timeutil import iso_z
 from ingest.views import grid
@@ -94,7 +94,7 @@ def copy(args: argparse.Namespace) -> int:
         target = open_location(args.to, create=True, password=s.database.password)
         assert isinstance(source, SqlStore) and isinstance(target, SqlStore)
         total = source_rows(source)
-        bar = _bar(total)
+        bar = progress_bar(total, "copy", "row")
         try:
             counted = copy_database(source, target, on_rows=bar.update)
         finally:
@@ -112,23 +112,6 @@ def copy(args: argparse.Namespace) -> int:
         return 1
     print("verified: every table's rows are in the target")
     return 0
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        """No bar: standard error is not a terminal."""
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
-def _bar(total: int) -> Any:
-    """A progress bar on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="copy", unit="row", unit_scale=True, file=sys.stderr)
 
 
 ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -52,7 +52,7 @@ def test_a_feed_that_never_succeeded_is_unhealthy(store: Store) -> None:
     failed(store, "lol", 5)
     answer = health(store, ["lol"], NOW, 300)
     assert answer.reason == "no feed has succeeded yet"
-    assert answer.feeds == {"lol": "degraded"}
+    assert answer.feeds == {"lol": "never succeeded"}
     assert health(store, ["fi"], NOW, 300).feeds == {"fi": "never polled"}
 
 
