@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ingest.alerts.messages import alert, happening_alert
+from ingest.alerts.routing import Router
 from ingest.config import Settings
 from ingest.detect.airports import Airports
 from ingest.detect.base import Detector, Happening, TrackPoint
@@ -122,13 +123,16 @@ class Tracker:
         self.max_blind_s = settings.sorties.max_blind_s
         self.area = settings.area.name
         self.prefix = settings.mqtt.topic_prefix
-        # With MQTT off nothing is queued; synthetic data (the bundled demo) never alerts anyone.
-        self.alerts = (settings.mqtt.enabled if alerts is None else alerts) and not synthetic
+        # Events go to the channels that want them (alerts/routing.py); without a channel nothing is queued,
+        # and synthetic data (the bundled demo) never alerts anyone.
+        self.router = Router(settings.channels())
+        self.alerts = (alerts is not False) and bool(self.router) and not synthetic
         self.synthetic = synthetic
         self._settings = settings
         self._demo: Tracker | None = None  # the lane of synthetic recordings, made when one comes
         self._covers = feed_covers(settings)
-        self._watched = None if watchlist is None else {normalise_registration(e.key) for e in watchlist.entries}
+        self._entries = {} if watchlist is None else {normalise_registration(e.key): e for e in watchlist.entries}
+        self._watched = None if watchlist is None else set(self._entries)
         self._military: dict[str, bool] = {}
         self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
         self._make_detectors = detectors
@@ -289,8 +293,16 @@ class Tracker:
     def _tracking(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> Tracking:
         alerts: list[Alert] = []
         if self.alerts:
-            alerts += [alert(self.prefix, self.area, e) for e in update.events]
-            alerts += [happening_alert(self.prefix, self.area, s, h) for s, h in found]
+            entry = self._entries.get
+            alerts += [
+                self.router.route(alert(self.prefix, self.area, e), e.kind, e.sortie, entry(e.sortie.key))
+                for e in update.events
+            ]
+            alerts += [
+                self.router.route(happening_alert(self.prefix, self.area, s, h), h.kind, s, entry(s.key))
+                for s, h in found
+            ]
+            alerts = [a for a in alerts if a.channels]
         # The demo's report times stay out of aircraft_state: they are no real aircraft's.
         last_report_at = {} if self.synthetic else update.last_report_at
         return Tracking(update.changed, last_report_at, alerts, [h for _, h in found])

@@ -104,6 +104,8 @@ class MqttPublisher:
         self._outage_logged = False
         self._outage_probed = False
         self._refused = False  # the last CONNACK was a refusal (already logged)
+        self._subscriptions: dict[str, Callable[[str, bytes], object]] = {}
+        self._connections = 0
 
     @property
     def status_topic(self) -> str:
@@ -143,14 +145,15 @@ class MqttPublisher:
         # connect_async + loop_start: the thread keeps retrying when the broker is down at start.
         client.loop_start()
 
-    def publish(self, topic: str, payload: str) -> int | None:
+    def publish(self, topic: str, payload: str, retain: bool = False) -> int | None:
         """Queue one QoS 1 message; its mid, or None when paho did not queue it. Never blocks.
 
         While disconnected paho answers MQTT_ERR_NO_CONN but keeps the QoS 1 message and sends it after
-        reconnecting, so that counts as queued. Delivery is reported by take_acks().
+        reconnecting, so that counts as queued. Delivery is reported by take_acks(). More than MAX_INFLIGHT
+        messages may be queued: paho sends them as acknowledgements free the window.
         """
         try:
-            info = self._client.publish(topic, payload, qos=1, retain=False)
+            info = self._client.publish(topic, payload, qos=1, retain=retain)
         except ValueError as exc:  # wildcard in the topic, payload over 256 MiB
             raise AlertError(f"cannot publish to mqtt topic {topic!r}: {exc}") from exc
         if info.rc in _QUEUED:
@@ -170,6 +173,18 @@ class MqttPublisher:
                 self._status_mids.discard(mid)
                 continue
             acks.append((mid, ok, reason))
+
+    def subscribe(self, topic_filter: str, on_message: Callable[[str, bytes], object]) -> None:
+        """Subscribe (QoS 1) now and after every reconnect. `on_message(topic, payload)` runs on paho's thread:
+        it must only signal, as on_ack does. Call before start()."""
+        self._subscriptions[topic_filter] = on_message
+        self._client.on_message = self._on_message
+
+    @property
+    def connections(self) -> int:
+        """How many times the client has connected: a channel that must republish after a reconnect
+        (retained discovery configs) compares it with the count it last saw."""
+        return self._connections
 
     def is_connected(self) -> bool:
         return self._connected.is_set() and self._client.is_connected()
@@ -234,6 +249,9 @@ class MqttPublisher:
             return
         info = client.publish(self.status_topic, "online", qos=1, retain=True)
         self._status_mids.add(info.mid)  # before its PUBACK can arrive: that is read on this thread
+        for topic_filter in self._subscriptions:
+            client.subscribe(topic_filter, qos=1)
+        self._connections += 1
         if not self._ever_connected:
             log.info("connected to mqtt %s", self._endpoint)
         else:
@@ -300,6 +318,12 @@ class MqttPublisher:
             why,
             self._options.reconnect_max_s,
         )
+
+    @_guarded
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        for topic_filter, callback in self._subscriptions.items():
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                callback(message.topic, bytes(message.payload))
 
     @_guarded
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:

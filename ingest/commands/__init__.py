@@ -3,7 +3,8 @@
 - `daemon.py`: run, serve, poll, check-config (what polls and serves);
 - `data.py`: replay, record (recordings in and out);
 - `query.py`: sightings, sorties, now, feeds (reading the database; never creates one);
-- `output.py`: export, map (files of sorties).
+- `output.py`: export, map (files of sorties);
+- `alerts.py`: alerts status, alerts test (the alert channels).
 
 This module holds what they share: loading the settings, logging, opening the store, progress bars,
 signals, writing files atomically. Commands print; the answers come from `ingest.services` and the store.

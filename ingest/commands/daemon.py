@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from ingest.app import build_app
 from ingest.commands import open_store, plural, settings, stop_on_signals
@@ -13,11 +16,12 @@ from ingest.config import Settings, describe
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.pipeline import FeedJob
-from ingest.scheduler import deliver_pending, run_daemon, utc_now
+from ingest.scheduler import run_daemon, utc_now
 from ingest.store import Store
 from ingest.tracker import Tracker
 
 DELIVER_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -90,15 +94,40 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def deliver_alerts(s: Settings, store: Store) -> None:
-    """One-shot commands publish what the outbox holds before they exit, for at most a few seconds."""
-    if not s.mqtt.enabled:
+    """One-shot commands deliver what the outbox holds, every channel at once, for at most a few seconds
+    before they exit; what is left waits in the outbox for the daemon or the next command."""
+    if not s.channels():
         return
-    unsent, _ = store.outbox_counts()
-    if not unsent:
+    waiting, _ = store.outbox_counts()
+    if not waiting:
         return
-    sent = deliver_pending(s, store, utc_now, timeout_s=DELIVER_TIMEOUT_S)
+    from ingest.alerts.delivery import deliver
+    from ingest.store import open_configured
+
+    shared = open_configured(s.database, create=True, shared=True)  # the channels' own connection
+    try:
+        summary = deliver(s, locked_access(shared), DELIVER_TIMEOUT_S)
+    finally:
+        shared.close()
     waiting = store.outbox_counts()[0]
-    print(f"alerts: {sent} published" + (f", {waiting} wait in the outbox for the broker" if waiting else ""))
+    done = ", ".join(f"{name} {n}" for name, n in summary.delivered.items() if n) or "none"
+    line = f"alerts delivered: {done}"
+    if waiting:
+        why = "; ".join(f"{name}: {reason}" for name, reason in summary.failures.items())
+        line += f"; {waiting} wait in the outbox" + (f" ({why})" if why else "")
+    print(line)
+
+
+def locked_access(store: Store) -> Callable[[Callable[[Store], T]], T]:
+    """The alert channels' way to the store in a one-shot command (alerts/outbox.py StoreAccess): one thread at
+    a time, on a store opened `shared`."""
+    lock = threading.Lock()
+
+    def access(fn: Callable[[Store], T]) -> T:
+        with lock:
+            return fn(store)
+
+    return access
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

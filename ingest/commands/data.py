@@ -28,11 +28,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     errors = 0
     try:
         store.sync_watchlist(app.watchlist)
-        tracker = Tracker(app.settings, store, watchlist=app.watchlist)
+        # A replay alerts nobody unless asked (--alerts): a recording is history, not news.
+        tracker = Tracker(app.settings, store, watchlist=app.watchlist, alerts=args.alerts)
         for path in args.files:
             errors += _replay_one(app, store, tracker, path, feed_name, parse)
-        if app.settings.mqtt.enabled:
-            from ingest.commands.daemon import deliver_alerts  # paho and the scheduler, only to publish
+        if args.alerts:
+            from ingest.commands.daemon import deliver_alerts  # the alert channels, only to deliver
 
             deliver_alerts(app.settings, store)
     finally:

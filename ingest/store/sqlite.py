@@ -28,7 +28,7 @@ WAL_LIMIT_BYTES = 16 * 1024 * 1024
 # Every migration the schema has (sqlite_schema.py applies them; a test keeps the two lists equal).
 MIGRATIONS = (
     "0001_initial", "0002_sorties_and_outbox", "0003_feed_state", "0004_coverage_happenings_airports",
-    "0005_daemons_synthetic",
+    "0005_daemons_synthetic", "0006_alert_channels",
 )  # fmt: skip
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -41,7 +41,7 @@ class SqliteStore(SqlStore):
     GREATEST = "max"
     _db_errors = (sqlite3.Error,)
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = True, shared: bool = False) -> None:
         self.path = path
         self._savepoints: list[str] = []
         self.commits = 0
@@ -54,7 +54,10 @@ class SqliteStore(SqlStore):
             if not memory:
                 path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit: transactions are atomic()'s, explicit, as sqlite-utils' are.
-            self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            # `shared`: used from several threads, one at a time under the caller's lock (one-shot alert delivery).
+            self.conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=not shared
+            )
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             if not memory and self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
