@@ -315,6 +315,12 @@ class SqlStore:
                     "WHERE channel = ? AND outbox_id = ? AND delivered_at IS NULL",
                     [(stamp, channel, i) for i in delivered],
                 )
+                # outbox.sent_at: when the last channel it was queued for took it (as before channels: the PUBACK)
+                self._many(
+                    "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM deliveries d WHERE d.outbox_id = outbox.id AND d.delivered_at IS NULL)",
+                    [(stamp, i) for i in delivered],
+                )
                 self._exec(
                     "INSERT INTO alert_channels (channel, kind, last_delivered_at) VALUES (?, '', ?) "
                     "ON CONFLICT (channel) DO UPDATE SET last_delivered_at = excluded.last_delivered_at, failures = 0, "

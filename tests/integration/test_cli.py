@@ -201,10 +201,14 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "demo",
         "record",
         "check-config",
+        "alerts",
     }
     for name in commands:
         code, out, _ = run(capsys, name, "--help")
         assert code == 0 and "--config" in out and "exit codes" in out
+    for action in ("status", "test"):
+        code, out, _ = run(capsys, "alerts", action, "--help")
+        assert code == 0 and "--config" in out
     readme = (REPO / "README.md").read_text()
     for name in commands:
         assert f"ingest {name}" in readme, f"README does not show `ingest {name}`"

@@ -135,13 +135,12 @@ class MqttChannel(Channel):
         connected = self.hub.is_connected()
         room = WINDOW - len(self.inflight)
         read = room if connected and (room >= REFILL_AT or not self.inflight) else 0
-        due = self._due_held() if connected else []
         mark = bool(self.acked) and (
             not self.inflight or len(self.acked) >= MARK_BATCH or time.monotonic() - self._first_ack >= MARK_AFTER_S
         )
         if read or mark:
             self._settle(read)
-        for row in due:
+        for row in self._due_held() if connected else []:
             self._publish(row)
         if self.acked:
             return MARK_AFTER_S
