@@ -29,8 +29,8 @@ OWNERS = {
 }
 PURE = {
     "errors.py", "models.py", "records.py", "timeutil.py", "watchlist.py", "geo.py", "alerts/messages.py",
-    "alerts/outbox.py", "alerts/events.py", "alerts/routing.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py", "feeds/sbs.py", "openapi.py",
-    "feeds/recorded.py",
+    "alerts/outbox.py", "alerts/events.py", "alerts/routing.py", "feeds/policy.py", "feeds/readsb.py", "views.py",
+    "export.py", "feeds/sbs.py", "openapi.py", "feeds/recorded.py",
 } | {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "detect").glob("*.py")}  # fmt: skip
 
 
