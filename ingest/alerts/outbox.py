@@ -195,7 +195,7 @@ class Channel:
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
                 log.warning(
-                    "alerts channel %s: %s; retrying in %.0f s, with backoff up to %.0f s (other channels go on)",
+                    "alerts channel %s: %s; retrying in %.3g s, with backoff up to %.3g s (other channels go on)",
                     self.name, failure.reason, delay, max(delay, s.retry_max_s),
                 )  # fmt: skip
             else:

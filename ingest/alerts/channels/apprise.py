@@ -39,6 +39,7 @@ logging.getLogger("apprise").propagate = False
 
 MAP_KINDS = frozenset({"start", "end"})
 _STATUS = re.compile(r"error=(\d{3})")
+_PROBLEMS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 
 # (sortie_id) -> PNG bytes, or None when there is nothing to draw
 MapSource = Callable[[str], bytes | None]
@@ -71,6 +72,7 @@ class AppriseChannel(SequentialChannel):
             self.attachments.append(bool(getattr(server, "attachment_support", False)))
         self.maps = maps if settings.attach_map and any(self.attachments) else None
         self._map_cache: dict[str, bytes | None] = {}
+        self._took: dict[int, set[int]] = {}  # outbox id -> the services that took it (also in the database)
 
     def open(self) -> None:
         super().open()
@@ -79,7 +81,7 @@ class AppriseChannel(SequentialChannel):
 
     def send(self, event: Event) -> Failure | None:
         text = describe(event, self.tz)
-        done = {int(i) for i in event.progress.split(",") if i.isdigit()}
+        done = {int(i) for i in event.progress.split(",") if i.isdigit()} | self._took.get(event.outbox_id, set())
         picture = self._map(event)
         failure: Failure | None = None
         for i, (service, name) in enumerate(zip(self.services, self.names, strict=True)):
@@ -93,16 +95,18 @@ class AppriseChannel(SequentialChannel):
             if result:
                 done.add(i)
                 continue
-            reason = " ".join(entry.message for entry in result.logs() if getattr(entry, "message", None))
+            reason = " ".join(e.message for e in result.logs() if e.level in _PROBLEMS and e.message).strip()
             status = _STATUS.search(reason)
             code = int(status.group(1)) if status else None
             words = f"{name}: {reason or result.status.name.lower()}"
             failure = Failure(words, permanent=code in PERMANENT) if failure is None else failure
         if failure is not None and done:
+            self._took[event.outbox_id] = done
             progress = ",".join(str(i) for i in sorted(done))
             self.access(lambda store: store.note_progress(self.name, event.outbox_id, progress))
         if failure is None:
             self._map_cache.pop(event.event_id, None)
+            self._took.pop(event.outbox_id, None)
         return failure
 
     def _map(self, event: Event) -> bytes | None:
