@@ -919,21 +919,13 @@ def _cross_check(s: Settings) -> None:
 
 
 def _check_channels(s: Settings) -> None:
-    """What one [[alerts]] table cannot say alone: a URL the kind needs, names that clash."""
+    """What one [[alerts]] table cannot say alone: names that clash, settings that contradict."""
     for a in s.alerts:
         where = f"alerts[{a.index}]"
         if a.name == "mqtt" and s.mqtt.enabled:
             raise ConfigError(
                 f"{where}.name", s.source_of(f"{where}.name"),
                 "`mqtt` names the [mqtt] section's own channel (enabled = true): choose another name",
-            )  # fmt: skip
-        if a.kind == "webhook" and not a.url:
-            env = alert_env_name(a.name, "url")
-            raise ConfigError(f"{where}.url", "environment", f"a webhook needs its URL: set {env} or url_file")
-        if a.kind == "apprise" and not a.urls.split():
-            raise ConfigError(
-                f"{where}.urls", "environment",
-                f"an apprise channel needs its URLs: set {alert_env_name(a.name, 'urls')} or urls_file",
             )  # fmt: skip
         if a.retry_min_s > a.retry_max_s:
             key = f"{where}.retry_min_s"
@@ -945,6 +937,21 @@ def _check_channels(s: Settings) -> None:
             f"alerts[{a.index}].kind", s.source_of(f"alerts[{a.index}].kind"),
             "only one homeassistant channel: its entities are the aircraft's, whatever the channel",
         )  # fmt: skip
+
+
+def check_channel_urls(s: Settings) -> None:
+    """The URLs the enabled channels need (secrets, from the environment or a file): checked by what delivers
+    (run, poll, replay, check-config), not by the read commands, which may run without the secrets."""
+    for a in s.channels():
+        where = f"alerts[{a.index}]"
+        if a.kind == "webhook" and not a.url:
+            env = alert_env_name(a.name, "url")
+            raise ConfigError(f"{where}.url", "environment", f"a webhook needs its URL: set {env} or url_file")
+        if a.kind == "apprise" and not a.urls.split():
+            raise ConfigError(
+                f"{where}.urls", "environment",
+                f"an apprise channel needs its URLs: set {alert_env_name(a.name, 'urls')} or urls_file",
+            )  # fmt: skip
 
 
 def describe(settings: Settings) -> str:

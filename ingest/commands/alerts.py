@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.commands import fail, open_store, settings
-from ingest.config import AlertSettings, Settings
+from ingest.config import AlertSettings, Settings, check_channel_urls
 from ingest.models import ChannelState
 from ingest.timeutil import iso_z
 
@@ -90,6 +90,7 @@ def _iso(at: datetime | None) -> str | None:
 
 def _test(args: argparse.Namespace) -> int:
     s = settings(args)
+    check_channel_urls(s)
     channel = _find(s, args.channel)
     if channel is None:
         known = ", ".join(c.name for c in (*s.channels(), *s.alerts) if c.enabled) or "none"

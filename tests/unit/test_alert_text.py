@@ -14,7 +14,7 @@ import pytest
 from ingest.alerts.events import decode, describe
 from ingest.alerts.messages import alert, happening_alert
 from ingest.alerts.routing import AircraftFacts, Router, wants
-from ingest.config import ALERT_KEYS, AlertSettings, load
+from ingest.config import ALERT_KEYS, AlertSettings, check_channel_urls, load
 from ingest.config import describe as describe_config
 from ingest.detect.base import Happening
 from ingest.errors import ConfigError
@@ -198,7 +198,7 @@ def test_secrets_from_files(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_bad_alerts_tables_name_the_key(tmp_path: Path, tables: str, environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
-        load(write(tmp_path, tables), environ=environ)
+        check_channel_urls(load(write(tmp_path, tables), environ=environ))
     assert message in str(err.value)
     assert "https://x/t" not in str(err.value)
 
