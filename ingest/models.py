@@ -140,7 +140,6 @@ class QueuedEvent:
     topic: str
     payload: str  # the neutral event as JSON (alerts/messages.py)
     facts: str  # JSON object, "" for rows from before channels existed
-    created_at: datetime
     progress: str = ""  # channel-specific, e.g. which of an apprise channel's URLs already took it
 
 

@@ -199,7 +199,7 @@ class Delivery:
     def wake(self) -> None:
         """New events were committed: every channel looks at once."""
         for c in self.channels:
-            c.wake.set()
+            c.poke()
 
     def stop(self, flush_s: float) -> None:
         """Deliver what can be for up to `flush_s`, end the threads, close the connection."""

@@ -117,13 +117,20 @@ class Channel:
         self.access = access
         self.clock = clock
         self.wake = threading.Event()
+        self.fresh = True  # events may have been queued since the channel last read (poke() says so)
         self.blocked_until: datetime | None = None  # backing off, or parked, until then
         self.parked = False
         self.failures = 0
         self._failing_since: float | None = None
         self._next_park_check = 0.0
         self.delivered = 0  # by this process, for one-shot commands' summary
+        self.last_marked = 0.0  # time.monotonic() of the latest mark (scripts/bench_alerts.py reads it)
         self.last_failure: Failure | None = None
+
+    def poke(self) -> None:
+        """New events were committed: look at once (any thread)."""
+        self.fresh = True
+        self.wake.set()
 
     # -- what a kind provides ---------------------------------------------------------------------
 
@@ -284,6 +291,8 @@ class SequentialChannel(Channel):
         # Read from the oldest waiting row: what was delivered is marked in the same call, so nothing is read
         # twice, and a row committed late (several writers) is never skipped.
         rows = self.access(lambda store: store.settle(self.name, done, self.clock(), read=self.batch))
+        if done:
+            self.last_marked = time.monotonic()
         self.done = []
         self.queue.extend(decode(r) for r in rows)
         self.drained = not rows
@@ -296,6 +305,7 @@ class SequentialChannel(Channel):
             except Exception:
                 self.done = done + self.done  # kept: marked on a later try, never sent again by this process
                 raise
+            self.last_marked = time.monotonic()
 
     def settled(self) -> bool:
         return not self.done and (self.wait_s() > 0 or (not self.queue and self.drained))

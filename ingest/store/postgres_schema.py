@@ -115,6 +115,7 @@ _0003_CHANNELS = (
         PRIMARY KEY (channel, outbox_id)
     )""",
     "CREATE INDEX deliveries_pending ON deliveries(channel, outbox_id) WHERE delivered_at IS NULL",
+    "CREATE INDEX deliveries_outbox ON deliveries(outbox_id)",
     """CREATE TABLE alert_channels (
         channel TEXT PRIMARY KEY, kind TEXT NOT NULL, last_delivered_at TEXT, last_error TEXT,
         last_error_at TEXT, failures INTEGER NOT NULL DEFAULT 0, next_try_at TEXT, parked_until TEXT, memo TEXT

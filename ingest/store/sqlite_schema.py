@@ -217,6 +217,7 @@ def _m0006_alert_channels(db: Database) -> None:
         ) WITHOUT ROWID"""
     )
     db.execute("CREATE INDEX deliveries_pending ON deliveries(channel, outbox_id) WHERE delivered_at IS NULL")
+    db.execute("CREATE INDEX deliveries_outbox ON deliveries(outbox_id)")  # an event's channels (outbox.sent_at)
     db.execute(
         """CREATE TABLE alert_channels (
             channel TEXT PRIMARY KEY,

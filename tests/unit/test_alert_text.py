@@ -43,7 +43,7 @@ def event(kind: str, s: Sortie, entry: WatchEntry | None = RC135, happening: Hap
         "ingest", "Korean Peninsula", SortieEvent(kind, s)
     )  # fmt: skip
     routed = router.route(a, kind, s, entry)
-    return decode(QueuedEvent(1, routed.event_id, routed.topic, routed.payload, routed.facts, T0))
+    return decode(QueuedEvent(1, routed.event_id, routed.topic, routed.payload, routed.facts))
 
 
 def settings(**values: Any) -> AlertSettings:
@@ -112,7 +112,7 @@ def test_orbit_and_emergency() -> None:
 
 
 def test_a_payload_that_is_not_json_is_an_empty_event_not_a_crash() -> None:
-    e = decode(QueuedEvent(1, "x/start", "t", "{not json", "", T0))
+    e = decode(QueuedEvent(1, "x/start", "t", "{not json", ""))
     assert e.kind == "start" and describe(e).title == "aircraft: sortie started"
 
 

@@ -97,6 +97,9 @@ class FakeHub:
     def attach(self, wake: object) -> None:
         pass
 
+    def wake_after(self, channel: str, acks: int) -> None:
+        pass
+
     def publish(self, channel: str, topic: str, payload: str, retain: bool = False) -> int | None:
         if self.queue_full:
             return None

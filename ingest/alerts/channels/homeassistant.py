@@ -283,6 +283,7 @@ class HomeAssistantChannel(SequentialChannel):
 
     def _await(self, mids: Sequence[int]) -> Failure | None:
         waiting = set(mids)
+        self.hub.wake_after(self.name, 1)
         deadline = time.monotonic() + ACK_TIMEOUT_S
         while waiting:
             for mid, ok, reason in self.hub.take_acks(self.name):

@@ -33,10 +33,12 @@ from ingest.models import QueuedEvent
 
 log = logging.getLogger("ingest.alerts")
 
-WINDOW = 1000  # events handed to paho and not yet acknowledged, at most
+WINDOW = 2000  # events handed to paho and not yet acknowledged, at most
 REFILL_AT = WINDOW // 2  # read more once this much of the window is free (or nothing is in flight)
-MARK_BATCH = 200  # PUBACKs marked in one round trip ...
-MARK_AFTER_S = 0.05  # ... or once the oldest unmarked one is this old, or nothing else is in flight
+MARK_BATCH = 1000  # PUBACKs marked in one round trip ...
+MARK_AFTER_S = 0.25  # ... or once the oldest unmarked one is this old, or nothing else is in flight
+YIELD_EVERY = 100  # publishes between two GIL yields, while a batch is handed to paho
+WAKE_EVERY = 100  # while many are in flight, the channel looks after this many PUBACKs (or MARK_AFTER_S)
 FAILED_RETRY_S = 60.0  # a PUBACK with a failure code (e.g. an ACL denial) is retried this much later
 
 
@@ -58,18 +60,34 @@ class MqttHub:
     """One MqttPublisher shared by the MQTT-based channels; each PUBACK goes to the channel that published."""
 
     def __init__(self, opts: MqttOptions) -> None:
-        self.publisher = MqttPublisher(opts, on_ack=self._acked)
+        self.publisher = MqttPublisher(opts, on_ack=self._acked, on_connect=self._wake_all)
         self.status_topic = self.publisher.status_topic
         self._lock = threading.Lock()  # publish + owner, and the sorting of acks: never taken on paho's thread
         self._owner: dict[int, str] = {}
         self._acks: dict[str, list[Ack]] = defaultdict(list)
         self._wakes: list[threading.Event] = []
+        self._wants: dict[str, int] = {}  # channel -> after how many PUBACKs it wants to be woken
+        self._due = 1
+        self._seen = 0
 
     def attach(self, wake: threading.Event) -> None:
-        """`wake` is set on every PUBACK (and broker message): the channel's thread looks at once."""
+        """`wake` is set on PUBACKs (every one by default; see wake_after) and broker messages."""
         self._wakes.append(wake)
 
-    def _acked(self) -> None:  # paho's thread: signal only
+    def wake_after(self, channel: str, acks: int) -> None:
+        """Wake the channels after `acks` PUBACKs from now rather than each: a drain of thousands need not look
+        at every one (each look costs the GIL that paho's thread needs); a lone event's PUBACK wakes at once."""
+        self._wants[channel] = max(1, acks)
+        self._due = min(self._wants.values())
+        self._seen = 0
+
+    def _acked(self) -> None:  # paho's thread: signal only (a racy count only moves a wake-up a little)
+        self._seen += 1
+        if self._seen >= self._due:
+            self._seen = 0
+            self._wake_all()
+
+    def _wake_all(self) -> None:  # paho's thread: signal only
         for wake in self._wakes:
             wake.set()
 
@@ -129,12 +147,14 @@ class MqttChannel(Channel):
         self._first_ack = 0.0
         self.held: dict[int, _Held] = {}  # refused by the broker (a failure reason code), retried later
         self.drained = False
+        self._last_read = 0.0
 
     def pump(self) -> float:
         self._take_acks()
         connected = self.hub.is_connected()
         room = WINDOW - len(self.inflight)
-        read = room if connected and (room >= REFILL_AT or not self.inflight) else 0
+        wanted = self.fresh or not self.drained or time.monotonic() - self._last_read >= IDLE_S
+        read = room if connected and wanted and (room >= REFILL_AT or not self.inflight) else 0
         mark = bool(self.acked) and (
             not self.inflight or len(self.acked) >= MARK_BATCH or time.monotonic() - self._first_ack >= MARK_AFTER_S
         )
@@ -142,7 +162,9 @@ class MqttChannel(Channel):
             self._settle(read)
         for row in self._due_held() if connected else []:
             self._publish(row)
-        if self.acked:
+        # Many in flight: look every WAKE_EVERY PUBACKs (or MARK_AFTER_S); the last few: at each one.
+        self.hub.wake_after(self.name, WAKE_EVERY if len(self.inflight) > 2 * WAKE_EVERY else 1)
+        if self.acked or self.inflight:
             return MARK_AFTER_S
         return IDLE_S if connected else 1.0
 
@@ -150,20 +172,26 @@ class MqttChannel(Channel):
         acked = self.acked
         if not self.inflight and not self.held:
             self.cursor = 0  # read from the oldest waiting row: a row committed late is never skipped
-        exclude = [*acked, *self.held]
+        exclude = list(self.held)  # the acknowledged are marked in the same call, before the read
+        if read:
+            self.fresh = False  # before the read: an event committed during it pokes again
         rows = self.access(
             lambda store: store.settle(self.name, acked, self.clock(), read=read, after=self.cursor, exclude=exclude)
         )
         self.acked = []
         if acked:
+            self.last_marked = time.monotonic()
             self.delivered += len(acked)
             self.succeeded()
         if read:
+            self._last_read = time.monotonic()
             self.drained = len(rows) < read
-            for row in rows:
+            for n, row in enumerate(rows, 1):
                 if not self._publish(row):
                     break
                 self.cursor = row.outbox_id
+                if n % YIELD_EVERY == 0:
+                    time.sleep(0)  # let paho's thread send and read PUBACKs meanwhile (it needs the GIL)
 
     def _publish(self, row: QueuedEvent) -> bool:
         topic = row.topic
