@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
