@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -48,6 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -65,7 +67,7 @@ from ingest.commands.daemon import locked_access
 from ingest.config import Settings, load
 from ingest.models import Alert, Fix, Sortie, SortieEvent
 from ingest.scheduler import Writer, utc_now, writer_access
-from ingest.store import SqliteStore, Tracking, open_configured
+from ingest.store import SqliteStore, Store, Tracking, open_configured
 
 REPO = Path(__file__).resolve().parents[1]
 WATCHLIST = REPO / "tests" / "fixtures" / "watchlist_small.csv"
@@ -328,6 +330,10 @@ def floor_apprise(url: str, count: int) -> float:
 # -- latency --------------------------------------------------------------------------------------------
 
 
+def commit(store: Store, alerts: list[Alert]) -> None:
+    store.save_tracking(Tracking(alerts=alerts))
+
+
 def latency_channel(settings: Settings, trials: int) -> list[float]:
     """One event committed through the writer (as the Tracker commits it) to its delivery marked, in ms."""
     out: list[float] = []
@@ -337,7 +343,7 @@ def latency_channel(settings: Settings, trials: int) -> list[float]:
         for n in range(trials + 1):
             (one,) = events(1, tuple(c.name for c in settings.channels()), settings, offset=10_000 + n)
             t0 = time.monotonic()
-            writer.submit(lambda s, one=one: s.save_tracking(Tracking(alerts=[one]))).result(10)
+            writer.submit(functools.partial(commit, alerts=[one])).result(10)
             delivery.wake()  # what the writer's on_alerts does after the Tracker's commit
             t1 = wait_marked(delivery, n + 1, "latency")
             if n:  # the first is a warm-up
@@ -479,7 +485,7 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
 
 def report(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"Python {platform.python_version()} | paho-mqtt {mqtt.__version__ if hasattr(mqtt, '__version__') else ''}"
-          f" | apprise {apprise.__version__} | requests {requests.__version__} | {os.cpu_count()} CPUs")  # fmt: skip
+          f" | apprise {apprise.__version__} | requests {version("requests")} | {os.cpu_count()} CPUs")  # fmt: skip
     print(f"command: {' '.join([sys.executable, *sys.argv])}\n")
     print("1. Drain of queued events, each channel beside its own floor (events/s)")
     print(f"{'channel':<40} {'events':>7} {'floor/s':>9} {'channel/s':>10} {'/floor':>7}")
