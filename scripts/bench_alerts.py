@@ -484,8 +484,8 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"Python {platform.python_version()} | paho-mqtt {mqtt.__version__ if hasattr(mqtt, '__version__') else ''}"
-          f" | apprise {apprise.__version__} | requests {version("requests")} | {os.cpu_count()} CPUs")  # fmt: skip
+    libs = " | ".join(f"{name} {version(name)}" for name in ("paho-mqtt", "apprise", "requests"))
+    print(f"Python {platform.python_version()} | {libs} | {os.cpu_count()} CPUs")
     print(f"command: {' '.join([sys.executable, *sys.argv])}\n")
     print("1. Drain of queued events, each channel beside its own floor (events/s)")
     print(f"{'channel':<40} {'events':>7} {'floor/s':>9} {'channel/s':>10} {'/floor':>7}")
