@@ -255,3 +255,35 @@ def test_two_channels_one_down_the_other_delivers_on_time(tmp_path: Path, server
     states = b.states()
     assert (states["phone"].queued, states["hook"].queued) == (0, 4)
     b.close()
+
+
+def test_replay_alerts_only_with_alerts_and_the_bundled_demo_never(
+    tmp_path: Path, server: HookServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INGEST_ALERTS_HOOK_URL", server.url("/hook"))
+    config = write_config(tmp_path, WEBHOOK)
+    recording = two_sorties(tmp_path)
+    assert main(["replay", "--config", str(config), str(recording)]) == 0
+    assert "alerts delivered" not in capsys.readouterr().out
+    b = Bench(load_settings(config, {"INGEST_ALERTS_HOOK_URL": server.url("/hook")}))
+    assert b.access(lambda s: s.outbox_counts()) == (0, 0)  # nothing queued for later either
+    b.close()
+    (tmp_path / "ingest.db").unlink()
+    assert main(["replay", "--alerts", "--config", str(config), str(recording)]) == 0
+    assert "alerts delivered: hook 4" in capsys.readouterr().out
+    assert [p.json()["event_id"] for p in server.requests("/hook")] == EVENTS
+    demo = Path(__file__).parents[2] / "config" / "demo" / "synthetic-tora23-replay.ndjson.gz"
+    assert main(["replay", "--alerts", "--config", str(config), str(demo)]) == 0
+    assert len(server.requests("/hook")) == 4  # synthetic: never alerted, --alerts or not
+
+
+def test_alerts_test_with_a_wrong_name_or_none_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, "")
+    assert main(["alerts", "test", "nosuch", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err == "ingest: error: no enabled alert channel 'nosuch' (configured: none)\n"
+    assert main(["alerts", "test", "--config", str(config)]) == 2  # argparse: the NAME is required
+    assert "the following arguments are required: NAME" in capsys.readouterr().err
+    assert main(["alerts", "status", "--config", str(config)]) == 1  # no database yet: one line, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("ingest: error: no database at ") and err.count("\n") == 1
