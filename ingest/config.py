@@ -939,14 +939,28 @@ def _check_channels(s: Settings) -> None:
         )  # fmt: skip
 
 
+def _web_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def check_channel_urls(s: Settings) -> None:
     """The URLs the enabled channels need (secrets, from the environment or a file): checked by what delivers
     (run, poll, replay, check-config), not by the read commands, which may run without the secrets."""
     for a in s.channels():
         where = f"alerts[{a.index}]"
+        source = s.source_of(f"{where}.url_file") if a.url_file else alert_env_name(a.name, "url")
         if a.kind == "webhook" and not a.url:
             env = alert_env_name(a.name, "url")
             raise ConfigError(f"{where}.url", "environment", f"a webhook needs its URL: set {env} or url_file")
+        if a.kind == "webhook" and not _web_url(a.url):  # the URL is never shown: it may hold a token
+            raise ConfigError(f"{where}.url", source, "must be an http:// or https:// URL with a host")
         if a.kind == "apprise" and not a.urls.split():
             raise ConfigError(
                 f"{where}.urls", "environment",

@@ -71,7 +71,7 @@ def _row(name: str, kind: str, st: ChannelState | None, configured: bool) -> dic
 
 def _state_words(r: dict[str, Any]) -> str:
     if not r["configured"]:
-        return "not configured (its queue waits; remove it from the database with a new [[alerts]] name)"
+        return "not configured: its queued events wait for a channel of that name"
     if r["parked_until"]:
         return f"PARKED until {r['parked_until']}: {r['last_error']}"
     if r["retrying_at"]:

@@ -193,6 +193,8 @@ def test_secrets_from_files(tmp_path: Path) -> None:
         ('[[alerts]]\nname = "p"\nkind = "webhook"\ntimezone = "Mars/Base"\n', {"INGEST_ALERTS_P_URL": "http://x"},
          "alerts[0].timezone: must be an IANA time zone"),
         ("[alerts]\nname = 1\n", {}, "alerts: must be an array of tables ([[alerts]]), one per channel"),
+        ('[[alerts]]\nname = "h"\nkind = "webhook"\n', {"INGEST_ALERTS_H_URL": "ftp://x/t0ken"},
+         "INGEST_ALERTS_H_URL: alerts[0].url: must be an http:// or https:// URL with a host"),
         ('[[alerts]]\nname = "p"\nkind = "mqtt"\ncolour = "red"\n', {}, "alerts[0].colour: unknown key"),
     ],
 )  # fmt: skip
