@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SAVE_TIMEOUT_S = 60.0
 _FLUSH_ON_STOP_S = 3.0
+_SIGNAL_POLL_S = 0.5
 _MAX_JITTER_S = 1.0
 _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
@@ -360,7 +361,10 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now) -> int:
         app.area.name, app.settings.database.where(),
     )  # fmt: skip
     try:
-        stop.wait()
+        # With a timeout: a SIGTERM that the kernel hands to another thread runs its Python handler only when
+        # the main thread wakes up, and a wait without one may never (faultkit's daemon-stopped saw it hang).
+        while not stop.wait(_SIGNAL_POLL_S):
+            pass
         log.info("stopping: finishing running polls")
         for fetcher in fetchers:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
