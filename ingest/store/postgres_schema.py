@@ -121,6 +121,7 @@ _0003_CHANNELS = (
         last_error_at TEXT, failures INTEGER NOT NULL DEFAULT 0, next_try_at TEXT, parked_until TEXT, memo TEXT
     )""",
     "INSERT INTO deliveries (channel, outbox_id, delivered_at) SELECT 'mqtt', id, sent_at FROM outbox",
+    "DROP INDEX outbox_unsent",  # outbox.sent_at is no longer written: each channel's delivered_at says it
     "INSERT INTO alert_channels (channel, kind, last_delivered_at) "
     "SELECT 'mqtt', 'mqtt', (SELECT max(sent_at) FROM outbox) WHERE EXISTS (SELECT 1 FROM outbox)",
 )

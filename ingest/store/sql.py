@@ -311,7 +311,8 @@ class SqlStore:
         if delivered:
             stamp = iso_z(at)
             with self._writing(f"mark alerts delivered to {channel}"), self.atomic():
-                # A batch in a few statements, not one per event (scripts/bench_alerts.py: the MQTT drain).
+                # A batch in one statement, not one per event (scripts/bench_alerts.py: the MQTT drain). Since
+                # 0006_alert_channels, outbox.sent_at is no longer written: deliveries say who took what.
                 for start in range(0, len(delivered), _IDS_PER_STATEMENT):
                     ids = [int(i) for i in delivered[start : start + _IDS_PER_STATEMENT]]
                     marks = ", ".join("?" for _ in ids)
@@ -319,12 +320,6 @@ class SqlStore:
                         "UPDATE deliveries SET delivered_at = ? "
                         f"WHERE channel = ? AND outbox_id IN ({marks}) AND delivered_at IS NULL",
                         (stamp, channel, *ids),
-                    )
-                    # outbox.sent_at: when the last channel it was queued for took it (before channels: the PUBACK)
-                    self._exec(
-                        f"UPDATE outbox SET sent_at = ? WHERE id IN ({marks}) AND sent_at IS NULL AND NOT EXISTS "
-                        "(SELECT 1 FROM deliveries d WHERE d.outbox_id = outbox.id AND d.delivered_at IS NULL)",
-                        (stamp, *ids),
                     )
                 self._exec(
                     "INSERT INTO alert_channels (channel, kind, last_delivered_at) VALUES (?, '', ?) "

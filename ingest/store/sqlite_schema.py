@@ -232,6 +232,8 @@ def _m0006_alert_channels(db: Database) -> None:
         )"""
     )
     # Before channels, every outbox row was an MQTT message: the unsent ones are the mqtt channel's queue.
+    # outbox.sent_at is no longer written from here on: each channel's delivered_at says it.
+    db.execute("DROP INDEX outbox_unsent")
     db.execute("INSERT INTO deliveries (channel, outbox_id, delivered_at) SELECT 'mqtt', id, sent_at FROM outbox")
     db.execute(
         "INSERT INTO alert_channels (channel, kind, last_delivered_at) "

@@ -92,17 +92,6 @@ def test_channel_state_for_alerts_status(database: str) -> None:
     store.close()
 
 
-def test_outbox_sent_at_is_when_the_last_channel_took_it(database: str) -> None:
-    store = open_store(database)
-    store.save_tracking(Tracking(alerts=alerts("a/start")))
-    (e,) = store.pending_events("mqtt", 1)
-    store.settle("mqtt", [e.outbox_id], T0)
-    assert store.outbox_counts() == (1, 1)
-    store.settle("phone", [e.outbox_id], T0 + timedelta(seconds=5))
-    assert store.outbox_counts() == (0, 2)
-    store.close()
-
-
 def test_removing_the_demo_removes_its_deliveries(database: str) -> None:
     store = open_store(database)
     fix = Fix(T0, 37.0, 124.8, 31000, "TORA23", "replay")
