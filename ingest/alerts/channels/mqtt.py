@@ -8,7 +8,7 @@ Delivery: events are handed to paho up to WINDOW at a time, in order (paho keeps
 the wire and sends the rest as PUBACKs free the window), and marked delivered in batches when their PUBACKs
 arrive: one round trip to the store marks a batch and reads the next. The channel's thread looks every
 WAKE_EVERY PUBACKs, not at each: every look takes the GIL that paho's thread needs to read PUBACKs
-(scripts/bench_alerts.py: the drain at 0.84x of bare paho, from 0.43x with one store call per message).
+(scripts/bench_alerts.py: the drain at 0.86x of bare paho, from 0.43x with one store call per message).
 
 Repeats: an event published but whose PUBACK was not yet marked when the daemon died (at most
 MARK_AFTER_S of PUBACKs, or a connection drop's unacknowledged messages, which MQTT itself sends again)
