@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.config import Settings
+from ingest.config import Settings, check_channel_urls
 from ingest.feeds import Feed, build_feeds
 from ingest.geo import Area, Projector
 from ingest.pipeline import Selector
@@ -33,6 +33,13 @@ def build_app(settings: Settings, watchlist: Watchlist | None = None) -> App:
     area = Area(a.name, a.south, a.west, a.north, a.east)
     projector = Projector(a.crs)
     feeds = tuple(build_feeds(settings, watchlist, area))
+    check_channel_urls(settings)
+    if any(c.kind == "apprise" for c in settings.channels()):
+        from ingest.alerts.channels.apprise import check_urls  # Apprise loads only for an apprise channel
+
+        for channel in settings.channels():
+            if channel.kind == "apprise":
+                check_urls(channel)
     selector = Selector(watchlist, projector, area, settings.watchlist.include_military)
     return App(settings, watchlist, area, projector, selector, feeds)
 

@@ -162,6 +162,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "--feed", help="feed name stored with the sightings (default: replay.feed); a configured feed's name "
         "also selects its parser, e.g. for an OpenSky recording",
     )  # fmt: skip
+    p.add_argument(
+        "--alerts", action="store_true",
+        help="alert the sorties found through the configured channels (default: a replay alerts nobody)",
+    )  # fmt: skip
     p = command("sightings", "query", "Print the stored sightings of one aircraft, oldest first.")
     p.add_argument("tail", metavar="TAIL", help="registration (62-4125), ICAO hex (ae01d2) or callsign (TORA23)")
     p.add_argument("--since", type=when, metavar="WHEN", help="ISO 8601 time or a duration before now: 90m, 24h, 7d")
@@ -224,6 +228,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _watchlist_actions(p, shared)
     command("health", "health", "Exit 0 when the daemon is healthy (the rule of GET /healthz), else 1 with the "
             "reason: a daemon runs and a feed succeeded within http.stale_after_s (a Docker HEALTHCHECK).")  # fmt: skip
+    p = command(
+        "alerts", "alerts", "Alert channels: `status` of each, or `test NAME` to send a test event through one."
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser(
+        "status", parents=[shared], help="each channel: queued, delivered, last delivery, last error, parked until",
+        description="Each alert channel: events queued and delivered, the last delivery, the last error, and "
+        "whether it is backing off or parked.",
+    )  # fmt: skip
+    a.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    a = actions.add_parser(
+        "test", parents=[shared], help="send a clearly marked test event through channel NAME now",
+        description="Send a clearly marked test event through the real channel NAME (not through the outbox); "
+        "exit 1 with the reason when it fails. A success un-parks the channel.",
+    )  # fmt: skip
+    a.add_argument("channel", metavar="NAME", help="an [[alerts]] name, or mqtt for the [mqtt] section's channel")
     return parser
 
 
@@ -294,7 +314,7 @@ DB_ACTIONS = (
 
 COMMAND_NAMES = frozenset({
     "run", "serve", "poll", "replay", "sightings", "sorties", "now", "export", "map", "record", "demo", "feeds",
-    "check-config", "db", "health", "watchlist",
+    "check-config", "db", "health", "watchlist", "alerts",
 })  # fmt: skip
 
 

@@ -49,7 +49,7 @@ class Key:
     """One setting: its name, type, default and the check its value must pass."""
 
     name: str
-    kind: str  # str, int, float, bool, path, paths
+    kind: str  # str, int, float, bool, path, paths, strs, globs (a string or a list of strings)
     default: Any
     doc: str
     check: Check | None = None
@@ -278,6 +278,87 @@ FEED_KEYS: tuple[Key, ...] = (
 )
 
 
+EVENT_KINDS = ("start", "end", "orbit", "emergency")
+CHANNEL_KINDS = ("mqtt", "homeassistant", "apprise", "webhook")
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def _events(v: tuple[str, ...]) -> str | None:
+    if not v or any(e not in EVENT_KINDS for e in v) or len(set(v)) != len(v):
+        return f"must list {', '.join(EVENT_KINDS)}, each at most once"
+    return None
+
+
+def _channel_name(v: str) -> str | None:
+    return None if _CHANNEL_NAME.fullmatch(v) else "must be 1-40 letters, digits, - or _ (it names the channel)"
+
+
+def _timezone(v: str) -> str | None:
+    if not v:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # tzdata is a dependency: every IANA zone is there
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "must be an IANA time zone such as Asia/Seoul (empty: UTC only)"
+    return None
+
+
+def _discovery_prefix(v: str) -> str | None:
+    return _topic_prefix(v)
+
+
+def _optional_prefix(v: str) -> str | None:
+    return None if not v else _topic_prefix(v)
+
+
+# [[alerts]]: one table per channel (alerts/delivery.py). `kinds` says which channel kinds take a key.
+ALERT_KEYS: tuple[Key, ...] = (
+    Key("name", "str", _REQUIRED, "unique name: `ingest alerts test NAME`, INGEST_ALERTS_<NAME>_<KEY>", _channel_name),
+    Key("kind", "str", _REQUIRED, "mqtt, homeassistant, apprise or webhook", _one_of(*CHANNEL_KINDS)),
+    Key("enabled", "bool", True, "deliver to this channel (homeassistant: false removes its entities)"),
+    Key("events", "strs", EVENT_KINDS, "which events: start, end, orbit, emergency", _events),
+    Key("registrations", "globs", (), "only these registrations (globs such as 62-41*; empty: any)"),
+    Key("hexes", "globs", (), "only these ICAO hexes (globs; empty: any)"),
+    Key("types", "globs", (), "only these ICAO types (R135, Q4, P8...; globs; empty: any)"),
+    Key("operators", "globs", (), "only these operators, as the watchlist spells them (globs; empty: any)"),
+    Key("tags", "globs", (), "only aircraft with one of these watchlist tags (globs; empty: any)"),
+    Key("categories", "globs", (), "only these watchlist categories (globs; empty: any)"),
+    Key("topic_prefix", "str", "", "mqtt: first topic level (empty: [mqtt] topic_prefix)", _optional_prefix),
+    Key("discovery_prefix", "str", "homeassistant", "homeassistant: its discovery prefix", _discovery_prefix),
+    Key("state_interval_s", "float", 30.0, "homeassistant: an open sortie's position at most this often", _duration),
+    Key(
+        "urls", "str", "", "apprise: only from INGEST_ALERTS_<NAME>_URLS (space separated)", secret=True, env_only=True
+    ),
+    Key("urls_file", "str", "", "apprise: a file of Apprise URLs, one a line", file=True),
+    Key("attach_map", "bool", True, "apprise: attach the sortie's map (PNG) to start and end where the service can"),
+    Key("url", "str", "", "webhook: only from INGEST_ALERTS_<NAME>_URL", secret=True, env_only=True),
+    Key("url_file", "str", "", "webhook: a file holding the URL", file=True),
+    Key("secret", "str", "", "webhook: HMAC key, only from INGEST_ALERTS_<NAME>_SECRET", secret=True, env_only=True),
+    Key("secret_file", "str", "", "webhook: a file holding the HMAC key", file=True),
+    Key("timeout_s", "float", 10.0, "apprise, webhook: longest a delivery may take", _duration),
+    Key("timezone", "str", "", "apprise, webhook: also give times in this zone (e.g. Asia/Seoul)", _timezone),
+    Key("retry_min_s", "float", 5.0, "first wait after a failure (doubling up to retry_max_s)", _duration),
+    Key("retry_max_s", "float", 900.0, "longest wait between retries (a Retry-After may ask for more)", _duration),
+    Key("park_s", "float", 3600.0, "how long a refusal (401/403/404) parks the channel", _duration),
+)
+_CHANNEL_ONLY = {
+    "topic_prefix": ("mqtt",),
+    "discovery_prefix": ("homeassistant",),
+    "state_interval_s": ("homeassistant",),
+    "urls": ("apprise",),
+    "urls_file": ("apprise",),
+    "attach_map": ("apprise",),
+    "url": ("webhook",),
+    "url_file": ("webhook",),
+    "secret": ("webhook",),
+    "secret_file": ("webhook",),
+    "timeout_s": ("apprise", "webhook"),
+    "timezone": ("apprise", "webhook"),
+}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class DatabaseSettings:
     path: Path
@@ -387,6 +468,43 @@ class FeedSettings:
     index: int = 0  # position in [[feeds]], for messages
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class AlertSettings:
+    """One alert channel: an [[alerts]] table, or the [mqtt] section's own channel (named `mqtt`)."""
+
+    name: str
+    kind: str
+    enabled: bool
+    events: tuple[str, ...]
+    registrations: tuple[str, ...]
+    hexes: tuple[str, ...]
+    types: tuple[str, ...]
+    operators: tuple[str, ...]
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    topic_prefix: str
+    discovery_prefix: str
+    state_interval_s: float
+    urls: str = field(repr=False)  # from the environment, or read from urls_file by load()
+    urls_file: str
+    attach_map: bool
+    url: str = field(repr=False)  # likewise, from url_file
+    url_file: str
+    secret: str = field(repr=False)  # likewise, from secret_file
+    secret_file: str
+    timeout_s: float
+    timezone: str
+    retry_min_s: float
+    retry_max_s: float
+    park_s: float
+    index: int = 0  # position in [[alerts]] (-1: the [mqtt] section's channel), for messages
+
+    @property
+    def key_prefix(self) -> str:
+        """How messages name this channel's keys: `alerts[0]`, or `mqtt` for the [mqtt] section's."""
+        return "mqtt" if self.index < 0 else f"alerts[{self.index}]"
+
+
 _SECTION_TYPES: dict[str, type] = {
     "database": DatabaseSettings,
     "area": AreaSettings,
@@ -416,6 +534,13 @@ class Settings:
     daemon: DaemonSettings
     feeds: tuple[FeedSettings, ...]
     sources: Mapping[str, str] = field(repr=False)
+    alerts: tuple[AlertSettings, ...] = ()  # the [[alerts]] tables, as written
+
+    def channels(self) -> tuple[AlertSettings, ...]:
+        """Every enabled alert channel: `mqtt` when [mqtt] enabled (every event, every aircraft, as before
+        [[alerts]] existed), then the enabled [[alerts]] tables."""
+        implicit = (mqtt_channel(self.mqtt),) if self.mqtt.enabled else ()
+        return implicit + tuple(a for a in self.alerts if a.enabled)
 
     def source_of(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -423,6 +548,17 @@ class Settings:
     def feed_key(self, feed: FeedSettings, key: str) -> str:
         """The dotted name of a feed's key, e.g. `feeds[0].interval_s`."""
         return f"feeds[{feed.index}].{key}"
+
+
+def mqtt_channel(m: MqttSettings) -> AlertSettings:
+    """The channel that `[mqtt] enabled = true` makes: named `mqtt`, every event, every aircraft."""
+    values = {k.name: k.default for k in ALERT_KEYS}
+    values.update(name="mqtt", kind="mqtt", topic_prefix=m.topic_prefix)
+    return AlertSettings(index=-1, **values)
+
+
+def alert_env_name(channel: str, key: str) -> str:
+    return f"INGEST_ALERTS_{re.sub(r'[^A-Za-z0-9]', '_', channel).upper()}_{key.upper()}"
 
 
 def env_name(section: str, key: str) -> str:
@@ -456,6 +592,7 @@ def load(
     loader = _Loader(str(cfg_path), environ, overrides)
     sections = {name: loader.section(name, keys, data.pop(name, {})) for name, keys in SECTIONS.items()}
     feeds = loader.feeds(data.pop("feeds", []))
+    alerts = loader.alerts(data.pop("alerts", []))
     for unknown in data:
         raise ConfigError(_cut(unknown, 60), str(cfg_path), "unknown section or key")
     loader.reject_unused()
@@ -471,6 +608,7 @@ def load(
     settings = Settings(
         path=cfg_path,
         feeds=feeds,
+        alerts=alerts,
         sources=loader.sources,
         **{name: _SECTION_TYPES[name](**values) for name, values in sections.items()},
     )
@@ -487,6 +625,8 @@ def _refuse_secret_flags(overrides: Mapping[str, str]) -> None:
         table, _, key = flag.rpartition(".")
         if table.startswith("feeds.") and key in feed_secrets:
             env = feed_env_name(table.removeprefix("feeds."), key)
+        elif table.startswith("alerts.") and key in {k.name for k in ALERT_KEYS if k.env_only}:
+            env = alert_env_name(table.removeprefix("alerts."), key)
         elif any(k.name == key and k.env_only for k in SECTIONS.get(table, ())):
             env = env_name(table, key)
         else:
@@ -609,8 +749,53 @@ class _Loader:
             seen.add(feed.name)
         return tuple(result)
 
-    def _value(self, key: Key, dotted: str, table: Mapping[str, Any], env: str, feed: str = "") -> Any:
-        flag = f"feeds.{feed}.{key.name}" if feed else dotted
+    def alerts(self, items: Any) -> tuple[AlertSettings, ...]:
+        """The [[alerts]] tables, each a channel; kind-specific keys are refused on other kinds."""
+        if isinstance(items, dict):
+            raise ConfigError("alerts", self.path, "must be an array of tables ([[alerts]]), one per channel")
+        if not isinstance(items, list):
+            raise ConfigError("alerts", self.path, "must be an array of tables ([[alerts]])")
+        result = []
+        known = {k.name for k in ALERT_KEYS}
+        for index, table in enumerate(items):
+            if not isinstance(table, dict):
+                raise ConfigError(f"alerts[{index}]", self.path, "must be a table")
+            for key in table:
+                if key not in known:
+                    raise ConfigError(f"alerts[{index}].{_cut(key, 60)}", self.path, "unknown key")
+            raw_name = table.get("name")
+            label = raw_name if isinstance(raw_name, str) else str(index)
+            for key in ALERT_KEYS:
+                if key.env_only and key.name in table:
+                    raise ConfigError(
+                        f"alerts[{index}].{key.name}", self.path,
+                        f"never put it in the file: set {alert_env_name(label, key.name)} or {key.name}_file",
+                    )  # fmt: skip
+            values = {
+                k.name: self._value(
+                    k, f"alerts[{index}].{k.name}", table, alert_env_name(label, k.name), label, "alerts"
+                )
+                for k in ALERT_KEYS
+            }
+            for key, kinds in _CHANNEL_ONLY.items():
+                dotted = f"alerts[{index}].{key}"
+                if values["kind"] not in kinds and self.sources.get(dotted, "default") != "default":
+                    raise ConfigError(dotted, self.sources[dotted], f"only for kind {' or '.join(kinds)}")
+            for secret in ("urls", "url", "secret"):
+                file_key = f"alerts[{index}].{secret}_file"
+                values[secret] = _secret(values[secret], values[f"{secret}_file"], file_key, self.sources)
+            result.append(AlertSettings(index=index, **values))
+        seen: set[str] = set()
+        for channel in result:
+            if channel.name in seen:
+                raise ConfigError(f"alerts[{channel.index}].name", self.path, f"{channel.name!r} is used twice")
+            seen.add(channel.name)
+        return tuple(result)
+
+    def _value(
+        self, key: Key, dotted: str, table: Mapping[str, Any], env: str, feed: str = "", array: str = "feeds"
+    ) -> Any:
+        flag = f"{array}.{feed}.{key.name}" if feed else dotted
         if env in self.environ:
             self.used_env.add(env)  # a known variable, even when a flag overrides it
         if flag in self.overrides:
@@ -673,7 +858,9 @@ def _from_toml(key: Key, value: Any) -> tuple[Any, str | None]:
     if key.kind == "path":
         ok = isinstance(value, str) and bool(value) and _text_problem(value) is None
         return Path(value) if ok else value, None if ok else f"must be a path, not {shown}"
-    if key.kind in ("paths", "strs"):
+    if key.kind == "globs" and isinstance(value, str):
+        value = [value]  # one glob, or a list of them
+    if key.kind in ("paths", "strs", "globs"):
         if not isinstance(value, list) or not all(isinstance(v, str) and _text_problem(v) is None for v in value):
             return value, f"must be a list of {'paths' if key.kind == 'paths' else 'strings'}, not {shown}"
         if key.kind == "paths":
@@ -729,7 +916,7 @@ def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
         return text, f"must be a{'n integer' if key.kind == 'int' else ' number'}, not {shown}"
     if key.kind == "path":
         return Path(text), None if text else "must be a path"
-    if key.kind in ("paths", "strs") and text.startswith("["):
+    if key.kind in ("paths", "strs", "globs") and text.startswith("["):
         # A list written as in the TOML file: `--set 'replay.on_start=[]'`, `--set 'feeds.x.queries=["hex"]'`.
         try:
             return _from_toml(key, tomllib.loads(f"v = {text}")["v"])
@@ -737,7 +924,7 @@ def _from_text(key: Key, text: str) -> tuple[Any, str | None]:
             return text, f'must be a list such as [] or ["a", "b"], not {shown}'
     if key.kind == "paths":
         return tuple(Path(p) for p in text.split(os.pathsep) if p), None
-    if key.kind == "strs":
+    if key.kind in ("strs", "globs"):
         return tuple(p.strip() for p in text.split(",") if p.strip()), None
     return text, None
 
@@ -769,9 +956,60 @@ def _cross_check(s: Settings) -> None:
             raise ConfigError(f"mqtt.{key}", s.source_of(f"mqtt.{key}"), f"no such file: {_cut(path)}")
     if bool(m.cert_file) != bool(m.key_file):
         raise ConfigError("mqtt.cert_file", s.source_of("mqtt.cert_file"), "cert_file and key_file go together")
+    _check_channels(s)
     for replay in s.replay.on_start:
         if not _is_file(replay):
             raise ConfigError("replay.on_start", s.source_of("replay.on_start"), f"no such file: {_cut(str(replay))}")
+
+
+def _check_channels(s: Settings) -> None:
+    """What one [[alerts]] table cannot say alone: names that clash, settings that contradict."""
+    for a in s.alerts:
+        where = f"alerts[{a.index}]"
+        if a.name == "mqtt" and s.mqtt.enabled:
+            raise ConfigError(
+                f"{where}.name", s.source_of(f"{where}.name"),
+                "`mqtt` names the [mqtt] section's own channel (enabled = true): choose another name",
+            )  # fmt: skip
+        if a.retry_min_s > a.retry_max_s:
+            key = f"{where}.retry_min_s"
+            raise ConfigError(key, s.source_of(key), "must not exceed retry_max_s")
+    assistants = [a for a in s.alerts if a.kind == "homeassistant"]
+    if len(assistants) > 1:
+        a = assistants[1]
+        raise ConfigError(
+            f"alerts[{a.index}].kind", s.source_of(f"alerts[{a.index}].kind"),
+            "only one homeassistant channel: its entities are the aircraft's, whatever the channel",
+        )  # fmt: skip
+
+
+def _web_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def check_channel_urls(s: Settings) -> None:
+    """The URLs the enabled channels need (secrets, from the environment or a file): checked by what delivers
+    (run, poll, replay, check-config), not by the read commands, which may run without the secrets."""
+    for a in s.channels():
+        where = f"alerts[{a.index}]"
+        source = s.source_of(f"{where}.url_file") if a.url_file else alert_env_name(a.name, "url")
+        if a.kind == "webhook" and not a.url:
+            env = alert_env_name(a.name, "url")
+            raise ConfigError(f"{where}.url", "environment", f"a webhook needs its URL: set {env} or url_file")
+        if a.kind == "webhook" and not _web_url(a.url):  # the URL is never shown: it may hold a token
+            raise ConfigError(f"{where}.url", source, "must be an http:// or https:// URL with a host")
+        if a.kind == "apprise" and not a.urls.split():
+            raise ConfigError(
+                f"{where}.urls", "environment",
+                f"an apprise channel needs its URLs: set {alert_env_name(a.name, 'urls')} or urls_file",
+            )  # fmt: skip
 
 
 def describe(settings: Settings) -> str:
@@ -794,6 +1032,14 @@ def describe(settings: Settings) -> str:
             raw = getattr(feed, f.name)
             value = ('"***"' if raw else '""') if f.name in secrets else _toml(raw)
             lines.append(f"{f.name} = {value}  # {settings.source_of(settings.feed_key(feed, f.name))}")
+    for channel in settings.alerts:
+        lines.append("\n[[alerts]]")
+        for key in ALERT_KEYS:
+            if channel.kind not in _CHANNEL_ONLY.get(key.name, CHANNEL_KINDS):
+                continue  # another kind's key
+            raw = getattr(channel, key.name)
+            value = ('"***"' if raw else '""') if key.secret else _toml(raw)
+            lines.append(f"{key.name} = {value}  # {settings.source_of(f'alerts[{channel.index}].{key.name}')}")
     return "\n".join(lines) + "\n"
 
 

@@ -91,6 +91,7 @@ class Shared:
         self._next_try = 0.0
         self._next_prune = 0.0
         self._follower_said = False
+        self.quiet_replays = False  # replayed responses alert nobody (`ingest replay` without --alerts)
 
     @property
     def leading(self) -> bool:
@@ -108,7 +109,7 @@ class Shared:
         cover = self._covers.get(r.feed, recording_cover())
         body = encode(
             r, sightings, outcome.reports, now=now, ok=outcome.failure is None, replay=not record_poll,
-            synthetic=outcome.synthetic,
+            synthetic=outcome.synthetic, quiet=self.quiet_replays and not record_poll,
         )  # fmt: skip
         row = StreamRow(self.daemon, r.feed, ",".join(sorted(cover.scopes)), cover.bound_s, body)
         stored = store.save_poll(
@@ -204,12 +205,18 @@ def daemon_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def one_shot(settings: Settings, store: Store, watchlist: Watchlist) -> Solo | Shared:
+def one_shot(settings: Settings, store: Store, watchlist: Watchlist, *, alerts: bool = True) -> Solo | Shared:
     """The sorter of a one-shot command (`poll`, `replay`): on a shared database it leads only when no
-    daemon does, for as long as the command runs."""
-    return sorter(
-        settings, store, daemon_id(), lambda st, covers: Tracker(settings, st, watchlist=watchlist, covers=covers)
-    )
+    daemon does, for as long as the command runs. Without `alerts` (a replay without --alerts) what it
+    stores alerts nobody, whoever tracks it."""
+
+    def make(st: Store, covers: dict[str, tuple[frozenset[str], float]]) -> Tracker:
+        return Tracker(settings, st, watchlist=watchlist, covers=covers, alerts=alerts)
+
+    found = sorter(settings, store, daemon_id(), make)
+    if isinstance(found, Shared):
+        found.quiet_replays = not alerts
+    return found
 
 
 def sorter(settings: Settings, store: Store, daemon: str, make_tracker: MakeTracker) -> Solo | Shared:

@@ -246,11 +246,11 @@ def _database_families(settings: Settings, store: Store) -> list[Metric]:
         wal = GaugeMetricFamily("ingest_database_wal_size_bytes", "The SQLite write-ahead log's size")
         wal.add_metric([], store.wal_bytes())
         out.append(wal)
-    unsent, _ = store.outbox_counts()
     pending = GaugeMetricFamily(
         "ingest_outbox_pending_alerts", "Alerts waiting in the outbox for their channel", labels=["channel"]
     )
-    pending.add_metric([CHANNEL_MQTT], unsent)
+    for state in store.channel_states():
+        pending.add_metric([state.channel], state.queued)
     opened = GaugeMetricFamily("ingest_sorties_open", "Sorties in progress (the demo's excluded)")
     opened.add_metric([], sum(1 for s in store.sorties(open_only=True) if not s.synthetic))
     out += [pending, opened]

@@ -13,8 +13,8 @@ from datetime import datetime
 from ingest.records import Fix, Place, Sortie, SortieEvent
 
 __all__ = [
-    "Alert", "FeedHealth", "Fix", "Observation", "ParseResult", "Place", "PollRecord", "Rejected", "Report",
-    "Sighting", "Sortie", "SortieEvent",
+    "Alert", "ChannelState", "FeedHealth", "Fix", "Observation", "ParseResult", "Place", "PollRecord", "QueuedEvent",
+    "Rejected", "Report", "Sighting", "Sortie", "SortieEvent",
 ]  # fmt: skip
 
 
@@ -120,8 +120,41 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One MQTT message for the outbox (alerts/messages.py builds it)."""
+    """One event for the outbox (alerts/messages.py builds it): its stable id, its MQTT topic and JSON payload
+    (the neutral event, as the `mqtt` channel publishes it unchanged), what the watchlist says of the aircraft
+    (`facts`, JSON), and the channels it goes to (alerts/routing.py), each delivered on its own."""
 
     event_id: str
     topic: str
     payload: str
+    facts: str = ""  # JSON object: key, operator, type_name, category, tags (alerts/routing.py)
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """An event waiting in the outbox for one channel: the outbox row and that channel's progress on it."""
+
+    outbox_id: int
+    event_id: str
+    topic: str
+    payload: str  # the neutral event as JSON (alerts/messages.py)
+    facts: str  # JSON object, "" for rows from before channels existed
+    progress: str = ""  # channel-specific, e.g. which of an apprise channel's URLs already took it
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """One alert channel's delivery state, as the database holds it (`ingest alerts status`)."""
+
+    channel: str
+    kind: str
+    queued: int  # events waiting for it
+    delivered: int
+    last_delivered_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    failures: int  # failed attempts in a row
+    next_try_at: datetime | None  # backing off until then (Retry-After honoured)
+    parked_until: datetime | None  # refused for good (401/403/404) until then
+    memo: str = ""  # channel-specific (homeassistant: the discovery topics it published, to remove them)

@@ -19,7 +19,7 @@ a sortie clock that ends sorties on time.
   watchdog while `_liveness` finds the threads working, and says STOPPING=1 when a stop begins.
 - `stop` (set by SIGTERM/SIGINT in the CLI) cuts any pacing wait short; `shutdown(wait=True)` lets the
   running polls finish, the writer stores what they returned, a last check ends what is due by then and
-  the relay publishes it (for a few seconds) before the database is closed.
+  the alert channels deliver it (for a few seconds; alerts/delivery.py) before the database is closed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
@@ -44,15 +43,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ingest import __version__, lead, systemd
-from ingest.alerts.mqtt import MqttOptions, MqttPublisher
-from ingest.alerts.outbox import OutboxRelay
+from ingest.alerts.delivery import Delivery
 from ingest.app import App, rewire
 from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.feeds.base import StreamFeed
 from ingest.feeds.transport import Fetcher
 from ingest.lead import Shared, Solo
-from ingest.metrics import CHANNEL_MQTT, NO_METRICS, Metrics
+from ingest.metrics import NO_METRICS, Metrics
 from ingest.pipeline import Clock, FeedJob, PollOutcome, replay_file
 from ingest.retention import PAUSE_S, ROUND_EVERY_S, Retention
 from ingest.store import Store, open_configured
@@ -66,10 +64,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SAVE_TIMEOUT_S = 60.0
 _WRITER_BEHIND = 200  # jobs waiting for the writer past which a poll waits for its own save
-_RELAY_PERIOD_S = 0.2
 _FLUSH_ON_STOP_S = 3.0
-_CONNECT_WAIT_S = 5.0
-_ACK_WAIT_S = 0.5
 _MAX_JITTER_S = 1.0
 _CHECK_FLOOR_S = 0.5  # the sortie clock never spins faster than this (a deadline that coverage keeps moving)
 _CHECK_RETRY_S = 1.0  # after a failed check (the database)
@@ -429,68 +424,13 @@ class SortieClock(threading.Thread):
             self._wake.wait(max(_CHECK_FLOOR_S, wait_s))
 
 
-def mqtt_options(settings: Settings) -> MqttOptions:
-    m = settings.mqtt
-    return MqttOptions(
-        host=m.host, port=m.port, topic_prefix=m.topic_prefix, client_id=m.client_id,
-        username=m.username or None, password=m.password or None, tls=m.tls,
-        ca_file=Path(m.ca_file) if m.ca_file else None, cert_file=Path(m.cert_file) if m.cert_file else None,
-        key_file=Path(m.key_file) if m.key_file else None, keepalive_s=m.keepalive_s,
-    )  # fmt: skip
+def writer_access(writer: Writer) -> Callable[[Callable[[Store], T]], T]:
+    """The alert channels' way to the store (alerts/outbox.py StoreAccess): run on the writer thread."""
 
+    def access(fn: Callable[[Store], T]) -> T:
+        return writer.submit(fn).result(_SAVE_TIMEOUT_S)
 
-class _WriterOutbox:
-    """The relay's view of the outbox, served by the writer thread (the only one that writes)."""
-
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
-
-    def pending_alerts(self, limit: int, exclude: Sequence[int]) -> list[tuple[int, str, str]]:
-        return self.writer.submit(lambda store: store.pending_alerts(limit, exclude)).result(_SAVE_TIMEOUT_S)
-
-    def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
-        self.writer.submit(lambda store: store.mark_sent(ids, at)).result(_SAVE_TIMEOUT_S)
-
-
-class AlertRelay(threading.Thread):
-    """Drains the outbox to the broker: woken when alerts are queued, when a PUBACK arrives (to mark it
-    sent and fill its place at once), and every `_RELAY_PERIOD_S` (to notice a reconnect)."""
-
-    def __init__(self, relay: OutboxRelay, wake: threading.Event) -> None:
-        super().__init__(name="ingest-alerts", daemon=True)
-        self.relay = relay
-        self._wake = wake
-        self._stop_at: float | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def run(self) -> None:
-        failing = False
-        while True:
-            self._wake.clear()  # before the pump: a wake-up during it is not lost
-            try:
-                published = self.relay.pump()
-            except StoreError as exc:  # the writer says once per episode that the database fails
-                if not failing:
-                    log.debug("alert relay: %s; alerts wait in the outbox", exc)
-                failing, published = True, 0
-            except Exception:
-                log.exception("alert relay failed; retrying")
-                published = 0
-            else:
-                if failing:
-                    log.debug("alert relay: the outbox works again")
-                failing = False
-            if self._stop_at is not None and (time.monotonic() >= self._stop_at or (self.relay.idle and not published)):
-                return
-            self._wake.wait(_RELAY_PERIOD_S)
-
-    def stop(self, flush_s: float) -> None:
-        """Publish what is pending for up to `flush_s`, then end the thread."""
-        self._stop_at = time.monotonic() + flush_s
-        self._wake.set()
-        self.join()
+    return access
 
 
 def _tick(job: FeedJob, writer: Writer) -> None:
@@ -526,66 +466,37 @@ def _on_job_event(event: JobExecutionEvent) -> None:
         log.debug("job %s still running at its next tick; that tick is skipped", event.job_id)
 
 
-def deliver_pending(settings: Settings, store: Store, clock: Clock, timeout_s: float) -> int:
-    """Publish the outbox from this thread for at most `timeout_s` (one-shot commands); returns how many
-    alerts the broker acknowledged. What is left stays in the outbox for the next run."""
-    acked = threading.Event()
-    publisher = MqttPublisher(mqtt_options(settings), on_ack=acked.set)
-    publisher.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        if not publisher.wait_connected(min(_CONNECT_WAIT_S, timeout_s)):
-            return 0
-        relay = OutboxRelay(store, publisher, clock)
-        while time.monotonic() < deadline:
-            acked.clear()
-            published = relay.pump()
-            if not published and relay.idle and not store.pending_alerts(1, ()):
-                break
-            acked.wait(_ACK_WAIT_S)  # the next PUBACK, or a look again after a while
-        return relay.sent
-    finally:
-        publisher.stop()
-
-
 class Alerts:
-    """The MQTT publisher and the outbox relay, run while this daemon leads (always, alone on its
-    database; several daemons on one: only the leader relays, so each alert is published by one)."""
+    """The alert channels' delivery (alerts/delivery.py), run while this daemon leads: always, alone on its
+    database; with several daemons on one, only the leader delivers, so each event goes out from one."""
 
     def __init__(self, settings: Settings, writer: Writer, clock: Clock, metrics: Metrics = NO_METRICS) -> None:
         self.settings = settings
         self.writer = writer
         self.clock = clock
         self.metrics = metrics
-        self.publisher: MqttPublisher | None = None
-        self.relay: AlertRelay | None = None
+        self.delivery: Delivery | None = None
 
     def lead(self, leading: bool) -> None:
         if leading:
             self.start()
         else:
-            self.stop(0.0)  # the new leader publishes what is pending; we stop at once
+            self.stop(0.0)  # the new leader delivers what is pending; we stop at once
 
     def start(self) -> None:
-        if not self.settings.mqtt.enabled or self.relay is not None:
+        if self.delivery is not None:
             return
-        wake = threading.Event()  # set by new alerts in the outbox and by every PUBACK
-        self.publisher = MqttPublisher(mqtt_options(self.settings), on_ack=wake.set)
-        self.publisher.start()
-        self.metrics.watch_connection(CHANNEL_MQTT, self.publisher.is_connected)
-        outbox = OutboxRelay(_WriterOutbox(self.writer), self.publisher, self.clock, metrics=self.metrics)
-        self.relay = AlertRelay(outbox, wake)
-        self.writer.on_alerts = self.relay.wake
-        self.relay.start()
+        self.delivery = Delivery(self.settings, writer_access(self.writer), self.clock, metrics=self.metrics)
+        self.writer.on_alerts = self.delivery.wake
+        self.delivery.start()
 
     def stop(self, flush_s: float) -> None:
-        """Publish what is pending for up to `flush_s`, then disconnect."""
-        if self.relay is None or self.publisher is None:
+        """Deliver what is pending for up to `flush_s`, then let every channel go."""
+        if self.delivery is None:
             return
         self.writer.on_alerts = lambda: None
-        self.relay.stop(flush_s)
-        self.publisher.stop()
-        self.relay = self.publisher = None
+        self.delivery.stop(flush_s)
+        self.delivery = None
 
 
 def _final_check(writer: Writer) -> None:

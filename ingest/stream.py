@@ -34,6 +34,7 @@ class Entry:
     now: datetime  # the polling daemon's clock when it stored the poll (a replay: the recorded time)
     replay: bool  # from a recording: sorties are checked at its own time right after it
     synthetic: bool  # from a synthetic recording (the demo): its own lane, never alerted
+    quiet: bool  # alerts nobody (a replay without --alerts): its sorties are recorded, not announced
     ok: bool  # the poll succeeded: it counts as coverage
     record: PollRecord
     sightings: tuple[Sighting, ...]
@@ -76,6 +77,7 @@ def encode(
     ok: bool,
     replay: bool = False,
     synthetic: bool = False,
+    quiet: bool = False,
 ) -> str:
     """A poll as the JSON text of its stream entry. An observation that is both a report and a sighting (most
     are) is written once."""
@@ -99,6 +101,7 @@ def encode(
         "now": _us(now),
         "replay": replay,
         "synthetic": synthetic,
+        "quiet": quiet,
         "ok": ok,
         "record": record_row,
         "reports": [[p.key, p.registration, p.type_icao, ref(p.obs), p.inside] for p in reports],
@@ -122,6 +125,7 @@ def decode(entry_id: int, daemon: str, scopes: str, bound_s: float, body: str) -
         now=_at(doc["now"]),
         replay=bool(doc["replay"]),
         synthetic=bool(doc["synthetic"]),
+        quiet=bool(doc.get("quiet", False)),
         ok=bool(doc["ok"]),
         record=record,
         sightings=tuple(Sighting(observations[i], reg, typ, x, y, key) for i, reg, typ, x, y, key in doc["sightings"]),

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ingest.alerts.messages import alert, happening_alert
+from ingest.alerts.routing import Router
 from ingest.config import Settings
 from ingest.detect.airports import Airports
 from ingest.detect.base import Detector, Happening, TrackPoint
@@ -148,8 +149,10 @@ class Tracker:
         self.max_blind_s = settings.sorties.max_blind_s
         self.area = settings.area.name
         self.prefix = settings.mqtt.topic_prefix
-        # With MQTT off nothing is queued; synthetic data (the bundled demo) never alerts anyone.
-        self.alerts = (settings.mqtt.enabled if alerts is None else alerts) and not synthetic
+        # Events go to the channels that want them (alerts/routing.py); without a channel nothing is queued,
+        # and synthetic data (the bundled demo) never alerts anyone.
+        self.router = Router(settings.channels())
+        self.alerts = (alerts is not False) and bool(self.router) and not synthetic
         self.synthetic = synthetic
         self.metrics = metrics  # the demo's lane counts nothing: its sorties are no real ones
         self._settings = settings
@@ -158,7 +161,8 @@ class Tracker:
         learnt = {feed: FeedCover(scopes, bound_s) for feed, (scopes, bound_s) in (covers or {}).items()}
         self._covers = {**learnt, **feed_covers(settings)}
         self.stream: tuple[str, int] | None = None  # the leader's (daemon, place) in the poll stream, when it is one
-        self._watched = None if watchlist is None else {normalise_registration(e.key) for e in watchlist.entries}
+        self._entries = {} if watchlist is None else {normalise_registration(e.key): e for e in watchlist.entries}
+        self._watched = None if watchlist is None else set(self._entries)
         self._military: dict[str, bool] = {}
         self._latest: dict[str, datetime] = {}  # hex -> the freshest position time stored in this process
         self._make_detectors = detectors
@@ -213,7 +217,8 @@ class Tracker:
 
     def use_watchlist(self, watchlist: Watchlist) -> None:
         """Count another list's aircraft as watched from now on (the daemon reloaded its watchlist)."""
-        self._watched = {normalise_registration(e.key) for e in watchlist.entries}
+        self._entries = {normalise_registration(e.key): e for e in watchlist.entries}
+        self._watched = set(self._entries)
 
     def scopes_of(self, key: str) -> frozenset[str]:
         watched = self._watched is None or key in self._watched
@@ -284,11 +289,11 @@ class Tracker:
             cover = lane.cover_of(r.feed)
             took_s = r.duration_ms / 1000
             lane.coverage.poll_succeeded(r.feed, cover.scopes, r.started_at, cover.bound_s + took_s, took_s)
-        tracking = lane._tracking(update, found)
+        tracking = lane._tracking(update, found, quiet=entry.quiet)
         checked: tuple[Update, list[tuple[Sortie, Happening]]] | None = None
         if entry.replay:
             checked = lane._checked(entry.now)
-            tracking = _merged(tracking, lane._tracking(*checked))
+            tracking = _merged(tracking, lane._tracking(*checked, quiet=entry.quiet))
         try:
             store.save_tracking(replace(tracking, stream=(daemon, entry.id)))
         except Exception:
@@ -368,11 +373,20 @@ class Tracker:
 
     # -- saving and telling ----------------------------------------------------------------------------
 
-    def _tracking(self, update: Update, found: Sequence[tuple[Sortie, Happening]]) -> Tracking:
+    def _tracking(self, update: Update, found: Sequence[tuple[Sortie, Happening]], *, quiet: bool = False) -> Tracking:
+        """The changes to save, with their alerts (none when `quiet`: a replay nobody asked to alert on)."""
         alerts: list[Alert] = []
-        if self.alerts:
-            alerts += [alert(self.prefix, self.area, e) for e in update.events]
-            alerts += [happening_alert(self.prefix, self.area, s, h) for s, h in found]
+        if self.alerts and not quiet:
+            entry = self._entries.get
+            alerts += [
+                self.router.route(alert(self.prefix, self.area, e), e.kind, e.sortie, entry(e.sortie.key))
+                for e in update.events
+            ]
+            alerts += [
+                self.router.route(happening_alert(self.prefix, self.area, s, h), h.kind, s, entry(s.key))
+                for s, h in found
+            ]
+            alerts = [a for a in alerts if a.channels]
         # The demo's report times stay out of aircraft_state: they are no real aircraft's.
         last_report_at = {} if self.synthetic else update.last_report_at
         return Tracking(update.changed, last_report_at, alerts, [h for _, h in found], stream=self.stream)

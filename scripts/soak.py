@@ -308,9 +308,9 @@ def _drive(config: Path, db: Path, hours: float, sim_now: Any, seed: int, watche
         stored += tracker.save_poll(store, outcome, now)
         if i % int(CHECK_S / INTERVAL_S) == 0:
             tracker.check(store, now)
-        pending = store.pending_alerts(100, ())
+        pending = store.pending_events("mqtt", 100)
         if pending:
-            store.mark_sent([row_id for row_id, _, _ in pending], now)  # as the relay does on PUBACK
+            store.settle("mqtt", [e.outbox_id for e in pending], now)  # as the mqtt channel does on PUBACKs
         latency[i] = time.perf_counter() - w0
         cpu[i] = time.thread_time() - c0
         requests += outcome.record.requests

@@ -5,6 +5,7 @@
 - `query.py`: sightings, sorties, now, feeds (reading the database; never creates one);
 - `output.py`: export, map (files of sorties);
 - `health.py`: health (the Docker HEALTHCHECK).
+- `alerts.py`: alerts status, alerts test (the alert channels).
 
 This module holds what they share: loading the settings, logging, opening the store, progress bars,
 signals, writing files atomically. Commands print; the answers come from `ingest.services` and the store.
@@ -159,26 +160,50 @@ def fail(message: str, code: int = 1) -> int:
 DELIVER_TIMEOUT_S = 10.0  # how long a one-shot command waits for the broker to take its alerts
 
 
-def finish(s: Settings, store: Store, sorter: Solo | Shared, *, end: bool) -> None:
-    """After a one-shot command's polls: detect their sorties (ending those due now, with `end`) and publish
-    the alerts. On a database that daemons share, the leading daemon does both when one runs."""
+def finish(s: Settings, store: Store, sorter: Solo | Shared, *, end: bool, deliver: bool = True) -> None:
+    """After a one-shot command's polls: detect their sorties (ending those due now, with `end`) and, with
+    `deliver`, deliver the alerts. On a database that daemons share, the leading daemon does both when one
+    runs."""
     sorter.check(store, datetime.now(UTC), end=end)
-    if sorter.leading:
+    if not sorter.leading:
+        print("sorties: the leading daemon on this database detects them and delivers the alerts")
+    elif deliver:
         deliver_alerts(s, store)
-    else:
-        print("sorties: the leading daemon on this database detects them and publishes the alerts")
     sorter.close(store)
 
 
 def deliver_alerts(s: Settings, store: Store) -> None:
-    """One-shot commands publish what the outbox holds before they exit, for at most a few seconds."""
-    if not s.mqtt.enabled:
+    """One-shot commands deliver what the outbox holds, every channel at once, for at most a few seconds
+    before they exit; what is left waits in the outbox for the daemon or the next command."""
+    if not s.channels():
         return
-    unsent, _ = store.outbox_counts()
-    if not unsent:
+    waiting, _ = store.outbox_counts()
+    if not waiting:
         return
-    from ingest.scheduler import deliver_pending, utc_now  # paho and the scheduler, only to publish
+    from ingest.alerts.delivery import deliver
+    from ingest.store import open_configured
 
-    sent = deliver_pending(s, store, utc_now, timeout_s=DELIVER_TIMEOUT_S)
+    shared = open_configured(s.database, create=True, shared=True)  # the channels' own connection
+    try:
+        summary = deliver(s, locked_access(shared), DELIVER_TIMEOUT_S)
+    finally:
+        shared.close()
     waiting = store.outbox_counts()[0]
-    print(f"alerts: {sent} published" + (f", {waiting} wait in the outbox for the broker" if waiting else ""))
+    done = ", ".join(f"{name} {n}" for name, n in summary.delivered.items() if n) or "none"
+    line = f"alerts delivered: {done}"
+    if waiting:
+        why = "; ".join(f"{name}: {reason}" for name, reason in summary.failures.items())
+        line += f"; {waiting} wait in the outbox" + (f" ({why})" if why else "")
+    print(line)
+
+
+def locked_access(store: Store) -> Callable[[Callable[[Store], T]], T]:
+    """The alert channels' way to the store in a one-shot command (alerts/outbox.py StoreAccess): one thread at
+    a time, on a store opened `shared`."""
+    lock = threading.Lock()
+
+    def access(fn: Callable[[Store], T]) -> T:
+        with lock:
+            return fn(store)
+
+    return access

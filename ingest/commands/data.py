@@ -28,10 +28,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     errors = 0
     try:
         store.sync_watchlist(app.watchlist)
-        sorter = one_shot(app.settings, store, app.watchlist)
+        # A replay alerts nobody unless asked (--alerts): a recording is history, not news.
+        sorter = one_shot(app.settings, store, app.watchlist, alerts=args.alerts)
         for path in args.files:
             errors += _replay_one(app, store, sorter, path, feed_name, parse)
-        finish(app.settings, store, sorter, end=False)  # a recording runs on its own clock: nothing ends now
+        # A recording runs on its own clock: nothing ends now.
+        finish(app.settings, store, sorter, end=False, deliver=args.alerts)
     finally:
         store.close()
     return 1 if errors else 0

@@ -39,14 +39,17 @@ def is_postgres(where: str | Path) -> bool:
     return isinstance(where, str) and where.startswith(_POSTGRES)
 
 
-def open_configured(database: DatabaseSettings, *, create: bool = True) -> Store:
-    """The store [database] names: its url (PostgreSQL) when set, else its SQLite path."""
+def open_configured(database: DatabaseSettings, *, create: bool = True, shared: bool = False) -> Store:
+    """The store [database] names: its url (PostgreSQL) when set, else its SQLite path. `shared`: several
+    threads use it, one at a time (a SQLite connection otherwise belongs to the thread that opened it)."""
     if database.url:
         return open_store(database.url, create=create, password=database.password, pool_size=database.pool_size)
-    return open_store(database.path, create=create)
+    return open_store(database.path, create=create, shared=shared)
 
 
-def open_store(where: str | Path, *, create: bool = True, password: str = "", pool_size: int = 4) -> Store:
+def open_store(
+    where: str | Path, *, create: bool = True, password: str = "", pool_size: int = 4, shared: bool = False
+) -> Store:
     """The database at `where`: a path or `sqlite:///path`, or a `postgresql://` URL (its password, when
     not in ~/.pgpass or PGPASSWORD, given apart so that it never sits in a URL that gets printed)."""
     if is_postgres(where):
@@ -56,4 +59,4 @@ def open_store(where: str | Path, *, create: bool = True, password: str = "", po
     text = str(where)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :] or ":memory:"
-    return SqliteStore(Path(text), create=create)
+    return SqliteStore(Path(text), create=create, shared=shared)

@@ -113,10 +113,30 @@ _0002_SHARED = (
     )""",
 )
 
+# Alert channels (alerts/delivery.py): as SQLite's 0006_alert_channels.
+_0003_CHANNELS = (
+    "ALTER TABLE outbox ADD COLUMN facts TEXT",
+    """CREATE TABLE deliveries (
+        channel TEXT NOT NULL, outbox_id BIGINT NOT NULL, delivered_at TEXT, progress TEXT,
+        PRIMARY KEY (channel, outbox_id)
+    )""",
+    "CREATE INDEX deliveries_pending ON deliveries(channel, outbox_id) WHERE delivered_at IS NULL",
+    "CREATE INDEX deliveries_outbox ON deliveries(outbox_id)",
+    """CREATE TABLE alert_channels (
+        channel TEXT PRIMARY KEY, kind TEXT NOT NULL, last_delivered_at TEXT, last_error TEXT,
+        last_error_at TEXT, failures INTEGER NOT NULL DEFAULT 0, next_try_at TEXT, parked_until TEXT, memo TEXT
+    )""",
+    "INSERT INTO deliveries (channel, outbox_id, delivered_at) SELECT 'mqtt', id, sent_at FROM outbox",
+    "DROP INDEX outbox_unsent",  # outbox.sent_at is no longer written: each channel's delivered_at says it
+    "INSERT INTO alert_channels (channel, kind, last_delivered_at) "
+    "SELECT 'mqtt', 'mqtt', (SELECT max(sent_at) FROM outbox) WHERE EXISTS (SELECT 1 FROM outbox)",
+)
+
 Execute = Callable[[str], Any]
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("0001_initial", _0001_TABLES),
     ("0002_shared_reports", _0002_SHARED),
+    ("0003_alert_channels", _0003_CHANNELS),
 )
 
 

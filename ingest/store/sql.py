@@ -42,7 +42,7 @@ from ingest.timeutil import from_epoch, iso_z
 
 if TYPE_CHECKING:
     from ingest.detect.base import Happening
-    from ingest.models import FeedHealth, PollRecord, Sighting
+    from ingest.models import Alert, ChannelState, FeedHealth, PollRecord, QueuedEvent, Sighting
     from ingest.records import Sortie
     from ingest.watchlist import Watchlist
 
@@ -77,6 +77,7 @@ UPSERT_HAPPENING = (
     "lat = excluded.lat, lon = excluded.lon, details = excluded.details"
 )
 _MIN_TS, _MAX_TS = -(2**62), 2**62
+_IDS_PER_STATEMENT = 500  # ids bound in one IN (...): far below SQLite's and PostgreSQL's limits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -279,11 +280,23 @@ class SqlStore:
         if tracking.happenings:
             self._many(UPSERT_HAPPENING, [happening_row(h) for h in tracking.happenings])
         if tracking.alerts:
-            now = iso_z(datetime.now(UTC))
+            self._enqueue(tracking.alerts)
+
+    def _enqueue(self, alerts: Sequence[Alert]) -> None:
+        """Outbox rows for new events, and a delivery row for each channel an event goes to. An event raised
+        again (an orbit's later laps, a replayed track) keeps its row; a channel already given it is not again."""
+        now = iso_z(datetime.now(UTC))
+        self._many(
+            "INSERT INTO outbox (event_id, topic, payload, created_at, facts) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            [(a.event_id, a.topic, a.payload, now, a.facts or None) for a in alerts],
+        )
+        wanted = [(channel, a.event_id) for a in alerts for channel in a.channels]
+        if wanted:
             self._many(
-                "INSERT INTO outbox (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                [(a.event_id, a.topic, a.payload, now) for a in tracking.alerts],
+                "INSERT INTO deliveries (channel, outbox_id) SELECT CAST(? AS TEXT), id FROM outbox WHERE event_id = ? "
+                "ON CONFLICT (channel, outbox_id) DO NOTHING",
+                wanted,
             )
 
     def _save_health(self, h: FeedHealth) -> None:
@@ -338,9 +351,158 @@ class SqlStore:
                 (daemon, host, pid, version, at, at, at if stopped else None),
             )
 
-    def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
-        with self._writing("mark alerts sent"), self.atomic():
-            self._many("UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL", [(iso_z(at), i) for i in ids])
+    # -- alert channels (alerts/delivery.py) -------------------------------------------------------------
+
+    def settle(
+        self,
+        channel: str,
+        delivered: Sequence[int],
+        at: datetime,
+        *,
+        read: int = 0,
+        after: int = 0,
+        exclude: Iterable[int] = (),
+    ) -> list[QueuedEvent]:
+        """Mark `delivered` (outbox ids) delivered to `channel` at `at`, then read up to `read` events still
+        waiting for it with an outbox id above `after`, oldest first, skipping `exclude`: one round trip for
+        a relay's marks and its next batch."""
+        if delivered:
+            stamp = iso_z(at)
+            with self._writing(f"mark alerts delivered to {channel}"), self.atomic():
+                # A batch in one statement, not one per event (scripts/bench_alerts.py: the MQTT drain). Since
+                # 0006_alert_channels, outbox.sent_at is no longer written: deliveries say who took what.
+                for start in range(0, len(delivered), _IDS_PER_STATEMENT):
+                    ids = [int(i) for i in delivered[start : start + _IDS_PER_STATEMENT]]
+                    marks = ", ".join("?" for _ in ids)
+                    self._exec(
+                        "UPDATE deliveries SET delivered_at = ? "
+                        f"WHERE channel = ? AND outbox_id IN ({marks}) AND delivered_at IS NULL",
+                        (stamp, channel, *ids),
+                    )
+                self._exec(
+                    "INSERT INTO alert_channels (channel, kind, last_delivered_at) VALUES (?, '', ?) "
+                    "ON CONFLICT (channel) DO UPDATE SET last_delivered_at = excluded.last_delivered_at, failures = 0, "
+                    "next_try_at = NULL, parked_until = NULL",
+                    (channel, stamp),
+                )
+        return self.pending_events(channel, read, after, exclude) if read > 0 else []
+
+    @reading("read the outbox")
+    def pending_events(
+        self, channel: str, limit: int, after: int = 0, exclude: Iterable[int] = ()
+    ) -> list[QueuedEvent]:
+        """Events waiting for `channel` with an outbox id above `after`, oldest first, skipping `exclude`."""
+        from ingest.models import QueuedEvent
+
+        skip = set(exclude)
+        rows = self._rows(
+            "SELECT o.id, o.event_id, o.topic, o.payload, o.facts, d.progress FROM deliveries d "
+            "JOIN outbox o ON o.id = d.outbox_id WHERE d.channel = ? AND d.delivered_at IS NULL AND d.outbox_id > ? "
+            "ORDER BY d.outbox_id LIMIT ?",
+            (channel, after, limit + len(skip)),
+        )
+        return [QueuedEvent(int(r[0]), r[1], r[2], r[3], r[4] or "", r[5] or "") for r in rows if r[0] not in skip][
+            :limit
+        ]
+
+    def note_progress(self, channel: str, outbox_id: int, progress: str) -> None:
+        """What part of an event a channel has delivered (apprise: which of its URLs took it)."""
+        with self._writing(f"note progress for {channel}"), self.atomic():
+            self._exec(
+                "UPDATE deliveries SET progress = ? WHERE channel = ? AND outbox_id = ?", (progress, channel, outbox_id)
+            )
+
+    def note_channel(
+        self,
+        channel: str,
+        kind: str,
+        at: datetime,
+        error: str | None,
+        next_try_at: datetime | None = None,
+        parked_until: datetime | None = None,
+    ) -> None:
+        """A channel's failed attempt (one line, no secret), with when it tries again or how long it is parked;
+        with `error` None, just that the channel exists (and is no longer parked)."""
+        with self._writing(f"note the state of {channel}"), self.atomic():
+            if error is None:
+                self._exec(
+                    "INSERT INTO alert_channels (channel, kind) VALUES (?, ?) ON CONFLICT (channel) DO UPDATE SET "
+                    "kind = excluded.kind, parked_until = NULL, next_try_at = NULL, failures = 0",
+                    (channel, kind),
+                )
+                return
+            self._exec(
+                "INSERT INTO alert_channels (channel, kind, last_error, last_error_at, failures, next_try_at, "
+                "parked_until) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (channel) DO UPDATE SET kind = excluded.kind, "
+                "last_error = excluded.last_error, last_error_at = excluded.last_error_at, "
+                "failures = alert_channels.failures + 1, next_try_at = excluded.next_try_at, "
+                "parked_until = excluded.parked_until",
+                (channel, kind, error, iso_z(at), _iso(next_try_at), _iso(parked_until)),
+            )
+
+    def register_channel(self, channel: str, kind: str) -> None:
+        """A configured channel exists (so `ingest alerts status` lists it before its first event)."""
+        with self._writing(f"note the state of {channel}"), self.atomic():
+            self._exec(
+                "INSERT INTO alert_channels (channel, kind) VALUES (?, ?) ON CONFLICT (channel) DO UPDATE SET "
+                "kind = excluded.kind",
+                (channel, kind),
+            )
+
+    def set_channel_memo(self, channel: str, kind: str, memo: str) -> None:
+        """Keep what a channel must remember across restarts (homeassistant: the discovery topics it made)."""
+        with self._writing(f"note the state of {channel}"), self.atomic():
+            self._exec(
+                "INSERT INTO alert_channels (channel, kind, memo) VALUES (?, ?, ?) ON CONFLICT (channel) DO UPDATE "
+                "SET memo = excluded.memo",
+                (channel, kind, memo or None),
+            )
+
+    @reading("read the alert channels")
+    def channel_states(self) -> list[ChannelState]:
+        """Every channel the database knows (delivered to, queued for or failed), by name."""
+        from ingest.models import ChannelState
+
+        counts = {
+            channel: (int(queued), int(done))
+            for channel, queued, done in self._rows(
+                "SELECT channel, count(*) - count(delivered_at), count(delivered_at) FROM deliveries GROUP BY channel"
+            )
+        }
+        rows = {
+            r[0]: r
+            for r in self._rows(
+                "SELECT channel, kind, last_delivered_at, last_error, last_error_at, failures, next_try_at, "
+                "parked_until, memo FROM alert_channels"
+            )
+        }
+        states = []
+        for name in sorted(set(counts) | set(rows)):
+            queued, done = counts.get(name, (0, 0))
+            r = rows.get(name) or (name, "", None, None, None, 0, None, None, None)
+            states.append(ChannelState(
+                name, r[1], queued, done, _time(r[2]), r[3], _time(r[4]), int(r[5] or 0), _time(r[6]), _time(r[7]),
+                r[8] or "",
+            ))  # fmt: skip
+        return states
+
+    @reading("read the latest sorties")
+    def latest_sorties(self) -> list[tuple[Sortie, str | None, str | None]]:
+        """Each aircraft's latest sortie (real data only), with the watchlist's category and tags (comma
+        separated): what the homeassistant channel makes a device of."""
+        rows = self._rows(
+            f"SELECT {SORTIE_SELECT.replace(' FROM sorties', ', aircraft.category, aircraft.tags FROM sorties', 1)} "
+            "WHERE sorties.synthetic = 0 AND sorties.first_at = "
+            "(SELECT max(s2.first_at) FROM sorties s2 WHERE s2.key = sorties.key AND s2.synthetic = 0) "
+            "ORDER BY sorties.key"
+        )
+        return [(sortie_record(r[:30]), r[30], r[31]) for r in rows]
+
+    def remove_channel(self, channel: str) -> None:
+        """Forget a channel (its queue included): the homeassistant channel once its entities are removed."""
+        with self._writing(f"forget {channel}"), self.atomic():
+            self._exec("DELETE FROM deliveries WHERE channel = ? AND delivered_at IS NULL", (channel,))
+            self._exec("UPDATE alert_channels SET memo = NULL WHERE channel = ?", (channel,))
 
     def remove_synthetic(self) -> tuple[int, int]:
         """Delete everything from synthetic recordings (the bundled demo), and remember it, so that the demo
@@ -349,7 +511,13 @@ class SqlStore:
             ids = [i for (i,) in self._rows("SELECT sortie_id FROM sorties WHERE synthetic = 1")]
             for sortie_id in ids:
                 self._exec("DELETE FROM happenings WHERE sortie_id = ?", (sortie_id,))
-                self._exec("DELETE FROM outbox WHERE event_id LIKE ? ESCAPE '\\'", (like(sortie_id) + "/%",))
+                pattern = (like(sortie_id) + "/%",)
+                self._exec(
+                    "DELETE FROM deliveries WHERE outbox_id IN "
+                    "(SELECT id FROM outbox WHERE event_id LIKE ? ESCAPE '\\')",
+                    pattern,
+                )
+                self._exec("DELETE FROM outbox WHERE event_id LIKE ? ESCAPE '\\'", pattern)
             sightings = self._exec("DELETE FROM sightings WHERE synthetic = 1")
             self._exec("DELETE FROM sorties WHERE synthetic = 1")
             self._exec(
@@ -386,13 +554,25 @@ class SqlStore:
         return deleted, current
 
     def prune_outbox(self, before: datetime, limit: int) -> int:
-        """Delete at most `limit` outbox rows delivered before `before` (never an undelivered one)."""
+        """Delete at most `limit` events (outbox rows, with their deliveries) that every channel took before
+        `before`; never one a channel still waits for. Rows from before alert channels count by their
+        `sent_at`; an event no channel wanted, by when it was made."""
+        cut = iso_z(before)
         with self._writing("delete delivered alerts"), self.atomic():
-            return self._exec(
-                "DELETE FROM outbox WHERE id IN "
-                "(SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? ORDER BY id LIMIT ?)",
-                (iso_z(before), limit),
-            )
+            ids = [i for (i,) in self._rows(
+                "SELECT o.id FROM outbox o WHERE (o.sent_at IS NULL OR o.sent_at < ?) "
+                "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id "
+                "AND (d.delivered_at IS NULL OR d.delivered_at >= ?)) "
+                # taken by its channels (above), sent before channels existed, or wanted by none and old
+                "AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id) OR o.sent_at IS NOT NULL "
+                "OR o.created_at < ?) ORDER BY o.id LIMIT ?",
+                (cut, cut, cut, limit),
+            )]  # fmt: skip
+            if not ids:
+                return 0
+            marks = ", ".join("?" for _ in ids)
+            self._exec(f"DELETE FROM deliveries WHERE outbox_id IN ({marks})", ids)
+            return self._exec(f"DELETE FROM outbox WHERE id IN ({marks})", ids)
 
     def drop_partitions_before(self, before: datetime) -> list[str]:
         """Drop whole partitions of sightings that lie before `before` (PostgreSQL); SQLite has none."""
@@ -727,20 +907,11 @@ class SqlStore:
         return self.sightings(hexes, sortie.start_at, sortie.last.at)
 
     @reading("read the outbox")
-    def pending_alerts(self, limit: int, exclude: Iterable[int] = ()) -> list[tuple[int, str, str]]:
-        """Unsent outbox rows (id, topic, payload), oldest first, skipping the ids in `exclude`."""
-        skip = set(exclude)
-        rows = self._rows(
-            "SELECT id, topic, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit + len(skip),)
-        )
-        return [(int(r[0]), r[1], r[2]) for r in rows if r[0] not in skip][:limit]
-
-    @reading("read the outbox")
     def outbox_counts(self) -> tuple[int, int]:
-        """(unsent, sent) outbox rows."""
-        row = self._one("SELECT count(*) - count(sent_at), count(sent_at) FROM outbox")
+        """(waiting, delivered) deliveries, every channel together."""
+        row = self._one("SELECT count(*) - count(delivered_at), count(delivered_at) FROM deliveries")
         assert row is not None
-        return int(row[0]), int(row[1])
+        return int(row[0] or 0), int(row[1] or 0)
 
     @reading("read the polls")
     def feed_polls(self, feed: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -748,6 +919,14 @@ class SqlStore:
         where = "WHERE feed = ?" if feed else ""
         params: list[Any] = [feed] if feed else []
         return self._described(f"SELECT * FROM feed_polls {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else iso_z(at)
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text)
 
 
 def _int(value: Any) -> int:

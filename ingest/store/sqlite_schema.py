@@ -202,6 +202,45 @@ def _m0005_daemons_synthetic(db: Database) -> None:
     db.execute("UPDATE sorties SET synthetic = 1 WHERE sortie_id IN (?, ?)", DEMO_SORTIES)
 
 
+@migrations(name="0006_alert_channels")
+def _m0006_alert_channels(db: Database) -> None:
+    # An outbox row is one event; each channel ([[alerts]], alerts/delivery.py) delivers it on its own, so each
+    # has its own row here, written in the same transaction as the event.
+    db.execute("ALTER TABLE outbox ADD COLUMN facts TEXT")  # the watchlist's words for the aircraft (JSON)
+    db.execute(
+        """CREATE TABLE deliveries (
+            channel TEXT NOT NULL,             -- an [[alerts]] name, or `mqtt` for the [mqtt] section
+            outbox_id INTEGER NOT NULL,        -- outbox.id
+            delivered_at TEXT,                 -- ISO 8601 UTC; NULL while it waits
+            progress TEXT,                     -- channel-specific (apprise: the URLs that already took it)
+            PRIMARY KEY (channel, outbox_id)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX deliveries_pending ON deliveries(channel, outbox_id) WHERE delivered_at IS NULL")
+    db.execute("CREATE INDEX deliveries_outbox ON deliveries(outbox_id)")  # an event's channels (outbox.sent_at)
+    db.execute(
+        """CREATE TABLE alert_channels (
+            channel TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,                -- mqtt, homeassistant, apprise, webhook
+            last_delivered_at TEXT,
+            last_error TEXT,                   -- one line, never a secret
+            last_error_at TEXT,
+            failures INTEGER NOT NULL DEFAULT 0,  -- failed attempts in a row
+            next_try_at TEXT,                  -- backing off until then
+            parked_until TEXT,                 -- refused for good (401/403/404) until then
+            memo TEXT                          -- channel-specific (homeassistant: its discovery topics)
+        )"""
+    )
+    # Before channels, every outbox row was an MQTT message: the unsent ones are the mqtt channel's queue.
+    # outbox.sent_at is no longer written from here on: each channel's delivered_at says it.
+    db.execute("DROP INDEX outbox_unsent")
+    db.execute("INSERT INTO deliveries (channel, outbox_id, delivered_at) SELECT 'mqtt', id, sent_at FROM outbox")
+    db.execute(
+        "INSERT INTO alert_channels (channel, kind, last_delivered_at) "
+        "SELECT 'mqtt', 'mqtt', (SELECT max(sent_at) FROM outbox) WHERE EXISTS (SELECT 1 FROM outbox)"
+    )
+
+
 def apply(conn: sqlite3.Connection, stop_before: str | None = None) -> None:
     """Apply every migration the database lacks (those before `stop_before`, when given: an older schema,
     for the tests of upgrades), each in its own transaction."""

@@ -174,7 +174,10 @@ def read_database(path: Path) -> dict[str, Any]:
             "sorties": conn.execute(
                 "SELECT sortie_id, hex, first_at, last_at, end_reason FROM sorties ORDER BY first_at"
             ).fetchall(),
-            "outbox": conn.execute("SELECT event_id, topic, created_at, sent_at FROM outbox ORDER BY id").fetchall(),
+            "outbox": conn.execute(
+                "SELECT o.event_id, o.topic, o.created_at, d.delivered_at FROM outbox o "
+                "JOIN deliveries d ON d.outbox_id = o.id AND d.channel = 'mqtt' ORDER BY o.id"
+            ).fetchall(),
             "polls": conn.execute("SELECT count(*) FROM feed_polls").fetchone()[0],
         }
 
@@ -340,7 +343,11 @@ class Session:
         """Every outbox row acknowledged and received by the recorder."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            rows = db_query(self.db, "SELECT event_id, sent_at FROM outbox")
+            rows = db_query(
+                self.db,
+                "SELECT o.event_id, d.delivered_at FROM outbox o JOIN deliveries d ON d.outbox_id = o.id "
+                "AND d.channel = 'mqtt'",
+            )
             if rows and all(sent for _, sent in rows) and {e for e, _ in rows} <= self.recorder.event_ids():
                 return True
             time.sleep(0.25)

@@ -202,6 +202,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "demo",
         "record",
         "check-config",
+        "alerts",
         "db",
         "health",
         "watchlist",
@@ -212,6 +213,9 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     for action in ("list", "show", "add", "remove", "import", "update"):
         code, out, _ = run(capsys, "watchlist", action, "--help")
         assert code == 0 and "--config" in out and "exit codes" in out, action
+    for action in ("status", "test"):
+        code, out, _ = run(capsys, "alerts", action, "--help")
+        assert code == 0 and "--config" in out
     readme = (REPO / "README.md").read_text()
     for name in commands:
         assert f"ingest {name}" in readme, f"README does not show `ingest {name}`"

@@ -15,7 +15,7 @@ from ingest.store import SqliteStore
 pytestmark = pytest.mark.integration
 
 HEAVY = ("starlette", "uvicorn", "apscheduler", "pyproj", "numpy", "matplotlib", "requests", "paho", "sqlite_utils",
-         "tqdm")  # fmt: skip
+         "tqdm", "apprise")  # fmt: skip
 
 PROBE = """
 import json, sys
@@ -45,6 +45,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["sorties"],
         ["now"],
         ["feeds"],
+        ["alerts", "status"],
         ["db", "stats"],
         ["health"],
         ["watchlist", "list"],

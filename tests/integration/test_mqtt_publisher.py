@@ -4,13 +4,13 @@ its last will, outages at start and while connected, password and TLS set-up, an
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -371,16 +371,16 @@ def test_stop_returns_in_time_when_the_broker_hangs_and_status_ends_offline(
         assert sub.wait_for(lambda m: bool(m) and m[-1] == (f"{PREFIX}/status", "offline", True))
 
 
-class FailingOnceQueue(queue.Queue[tuple[int, bool, str]]):
+class FailingOnceQueue(deque[tuple[int, bool, str]]):
     def __init__(self) -> None:
         super().__init__()
         self.failed = False
 
-    def put(self, item: tuple[int, bool, str], block: bool = True, timeout: float | None = None) -> None:
+    def append(self, item: tuple[int, bool, str]) -> None:
         if not self.failed:
             self.failed = True
             raise RuntimeError("boom")
-        super().put(item, block, timeout)
+        super().append(item)
 
 
 def test_an_exception_in_a_callback_does_not_kill_the_network_thread(

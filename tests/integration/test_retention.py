@@ -58,11 +58,11 @@ def test_retention_prunes_exactly_the_old_rows_in_batches(database: str) -> None
     store.save_poll(RECORD, [sighting(h, at) for h, at in every], record_poll=False)
     old_sortie, old_orbit = sortie("ae01d2-old", NOW - timedelta(days=700)), "ae01d2-old/orbit/1"
     happening = Happening("orbit", "ae01d2-old", 1, old_sortie.start_at, old_sortie.start_at, 37.0, 124.8, {})
-    alerts = [Alert(f"e{i}", "ingest/x", "{}") for i in range(5)]
+    alerts = [Alert(f"e{i}", "ingest/x", "{}", channels=("mqtt",)) for i in range(5)]
     store.save_tracking(Tracking(sorties=[old_sortie], happenings=[happening], alerts=alerts))
-    ids = [row_id for row_id, _, _ in store.pending_alerts(10)]
-    store.mark_sent(ids[:3], NOW - timedelta(days=40))  # delivered long ago: pruned
-    store.mark_sent(ids[3:4], NOW - timedelta(days=2))  # delivered lately: kept; ids[4] never: kept
+    ids = [q.outbox_id for q in store.settle("mqtt", [], NOW, read=10)]
+    store.settle("mqtt", ids[:3], NOW - timedelta(days=40))  # delivered long ago: pruned
+    store.settle("mqtt", ids[3:4], NOW - timedelta(days=2))  # delivered lately: kept; ids[4] never: kept
     retention = Retention(RetentionSettings(sightings_days=365, outbox_days=30), batch=7, max_hexes=3)
 
     before = len(sightings_left(store))

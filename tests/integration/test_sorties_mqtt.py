@@ -194,14 +194,14 @@ def test_a_broker_outage_loses_no_alert_and_repeats_none(
     daemon.wait_for(lambda: daemon.query("SELECT count(*) FROM sorties WHERE end_reason IS NOT NULL") == 1, 10)
     sky.put("ae01d2", YELLOW_SEA, flight="TORA24")
     daemon.wait_for(lambda: daemon.query("SELECT count(*) FROM sorties") == 2, 10)
-    assert daemon.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 2
+    assert daemon.query("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 2
     broker.restart()
     wait_alerts(listener, START, 2, timeout_s=20)
     wait_alerts(listener, END, 1)
     time.sleep(1.0)  # anything repeated would have arrived by now
     ids = [json.loads(p)["event_id"] for t, p, _ in listener.messages if "/sortie/" in t]
     assert len(ids) == 3 and len(set(ids)) == 3, ids
-    assert daemon.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+    assert daemon.query("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 0
     assert daemon.output().count("unreachable") == 1, daemon.output()
 
 
@@ -242,7 +242,7 @@ def test_a_broker_that_refuses_us_does_not_stop_polling(
     daemons.append(daemon := Daemon(config, env=env))
     sky.put("ae01d2", YELLOW_SEA)
     daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM sightings") or 0) >= 3)
-    daemon.wait_for(lambda: daemon.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1)
+    daemon.wait_for(lambda: daemon.query("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 1)
     time.sleep(1.0)
     assert daemon.proc.poll() is None
     out = daemon.output()

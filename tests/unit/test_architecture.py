@@ -26,11 +26,12 @@ OWNERS = {
     "tqdm": {"commands/__init__.py"},
     "matplotlib": {"mapping.py"},
     "prometheus_client": {"metrics_prometheus.py"},
+    "apprise": {"alerts/channels/apprise.py"},
 }
 PURE = {
     "errors.py", "models.py", "records.py", "timeutil.py", "watchlist.py", "geo.py", "alerts/messages.py",
-    "alerts/outbox.py", "feeds/policy.py", "feeds/readsb.py", "views.py", "export.py", "feeds/sbs.py", "openapi.py",
-    "feeds/recorded.py", "metrics.py", "watchlist_edits.py",
+    "alerts/outbox.py", "alerts/events.py", "alerts/routing.py", "feeds/policy.py", "feeds/readsb.py", "views.py",
+    "export.py", "feeds/sbs.py", "openapi.py", "feeds/recorded.py", "metrics.py", "watchlist_edits.py",
 } | {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "detect").glob("*.py")}  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.app import build_app
-from ingest.config import FEED_KEYS, SECTIONS, describe, env_name, feed_env_name, load
+from ingest.config import ALERT_KEYS, FEED_KEYS, SECTIONS, describe, env_name, feed_env_name, load
 from ingest.errors import ConfigError
 from tests.conftest import REPO, SMALL_WATCHLIST, render_config
 from tests.unit.conftest import BigWatchlist
@@ -51,6 +51,12 @@ def test_bundled_config_loads_and_shows_every_key(monkeypatch: pytest.MonkeyPatc
         assert re.search(rf"^(# )?{key.name} = ", text, re.M), f"feeds.{key.name} missing from the bundled config"
     for key in ("name", "kind", "base_url", "interval_s", "max_per_request", "max_age_s"):
         assert re.search(rf"^{key} = ", first_feed, re.M)
+    alerts = text.split("# Alert channels")[1]
+    for key in ALERT_KEYS:  # every [[alerts]] key on a commented example, with its variable
+        shown = f"{key.name}_file" if key.env_only else key.name
+        assert re.search(rf"^# {shown} = ", alerts, re.M), f"alerts.{key.name} missing from the bundled config"
+        if key.name not in ("name", "kind"):
+            assert re.search(rf"INGEST_ALERTS_[A-Z_]+_{key.name.upper()}\b", alerts), f"no variable for {key.name}"
     assert [f.name for f in settings.feeds] == ["adsb.lol", "adsb.fi"]
     assert settings.area.crs == "EPSG:5179" and settings.mqtt.enabled is False
     assert (settings.area.south, settings.area.west, settings.area.north, settings.area.east) == (

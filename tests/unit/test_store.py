@@ -25,6 +25,7 @@ MIGRATIONS = [
     "0003_feed_state",
     "0004_coverage_happenings_airports",
     "0005_daemons_synthetic",
+    "0006_alert_channels",
 ]
 RECORD = PollRecord("test", T0, 5, 1, 200, 1, 1, 1, 0, 0, None)
 
@@ -49,22 +50,10 @@ def open_store(where: Path | str) -> Store:
 def test_open_creates_folder_wal_and_records_migrations(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert applied_migrations(store.conn) == [
-        "0001_initial",
-        "0002_sorties_and_outbox",
-        "0003_feed_state",
-        "0004_coverage_happenings_airports",
-        "0005_daemons_synthetic",
-    ]
+    assert applied_migrations(store.conn) == MIGRATIONS
     store.close()
     again = SqliteStore(tmp_path / "sub" / "ingest.db")  # an existing database opens; nothing is re-applied
-    assert applied_migrations(again.conn) == [
-        "0001_initial",
-        "0002_sorties_and_outbox",
-        "0003_feed_state",
-        "0004_coverage_happenings_airports",
-        "0005_daemons_synthetic",
-    ]
+    assert applied_migrations(again.conn) == MIGRATIONS
     assert again.find_aircraft("62-4125") is not None
     again.close()
 
