@@ -12,8 +12,8 @@ import pytest
 from ingest.cli import main
 from tests.conftest import ConfigWriter
 from tests.integration.alerting import Answer, HookServer, hook_server
-from tests.integration.conftest import Daemon, FeedServer
-from tests.integration.test_sorties_mqtt import YELLOW_SEA, Sky, sky  # noqa: F401  (the fixture)
+from tests.integration.conftest import Daemon, FeedServer, Sky
+from tests.integration.test_sorties_mqtt import YELLOW_SEA
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ def delivered(server: HookServer, prefix: str, key: str) -> list[str]:
 
 
 def test_kill_9_between_enqueue_and_delivery(
-    sky: Sky, feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon],  # noqa: F811
+    sky: Sky, feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     with hook_server() as server:
