@@ -121,7 +121,7 @@ def test_two_daemons_on_one_feed_store_each_sighting_once_and_alert_once(
     kept = a.query("SELECT sum(kept) FROM feed_polls")
     assert rows == a.query("SELECT count(*) FROM (SELECT DISTINCT hex, ts FROM sightings) s") and rows >= 3
     assert kept > rows, (kept, rows)
-    assert a.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+    assert a.query("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 0
     for d in daemons:
         assert "Traceback" not in d.output(), d.output()
 
@@ -139,7 +139,7 @@ def test_kill_9_of_the_leader_mid_sortie_hands_its_work_over(
     sky.put("ae01d2", YELLOW_SEA)
     (start,) = wait_alerts(listener, START, 1)
     # Acknowledged and marked sent: outside the PUBACK window, so it must never come again.
-    first.wait_for(lambda: first.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0)
+    first.wait_for(lambda: first.query("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 0)
     time.sleep(1.0)  # mid-sortie
     killed_at = time.monotonic()
     first.proc.send_signal(signal.SIGKILL)
