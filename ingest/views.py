@@ -88,12 +88,14 @@ _TABLE = (
     ("time", "time", 20), ("hex", "hex", 6), ("registration", "reg", 10), ("type", "type", 4),
     ("callsign", "callsign", 8), ("lat", "lat", 9), ("lon", "lon", 10), ("alt_baro_ft", "alt_ft", 6),
     ("gs_kt", "gs_kt", 5), ("track_deg", "track", 5), ("squawk", "sqk", 4), ("source_type", "source", 9),
-    ("feed", "feed", 8),
+    ("feed", "feed", 8), ("synthetic", "data", 4),
 )  # fmt: skip
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
     value = row[key]
+    if key == "synthetic":
+        return "DEMO" if value else "-"  # the bundled demo's positions, marked as everywhere
     if key == "alt_baro_ft" and value is None and row["on_ground"]:
         return "ground"
     if value is None:

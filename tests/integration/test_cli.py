@@ -105,8 +105,10 @@ def test_sightings_csv_and_table(replayed: Path, capsys: pytest.CaptureFixture[s
         "sqk",
         "source",
         "feed",
+        "data",
     ]
     assert lines[-1].startswith("2026-11-21T01:54:56Z  ae01d2  62-4125")
+    assert lines[-1].endswith("DEMO")  # the demo's positions are marked, as its sorties are
 
 
 def test_since_until_accept_iso_and_durations(replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
