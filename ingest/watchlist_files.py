@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ingest import fileio
 from ingest.errors import ConfigError, WatchlistError
 from ingest.watchlist import Watchlist, load_watchlist, read_watchlist
 from ingest.watchlist_edits import Combined, Edits, combine, format_edits, parse_edits
@@ -252,25 +253,9 @@ def save_imported(where: Sources, data: bytes, note: str) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path`, flush it to disk, rename it over `path`, flush the folder: a
-    reader sees the old file or the new one, never part of one, even after a power cut."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """fileio.write_atomic, its failure as a WatchlistError naming the file."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fileio.write_atomic(path, data)
     except OSError as exc:
         raise WatchlistError(str(path), _reason(exc)) from None
 

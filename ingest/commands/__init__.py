@@ -14,18 +14,17 @@ signals, writing files atomically. Commands print; the answers come from `ingest
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ingest.config import Settings, load
 from ingest.errors import ConfigError
+from ingest.fileio import write_atomic as write_atomic  # output.py writes exports and maps with it
 
 if TYPE_CHECKING:
     from ingest.lead import Shared, Solo
@@ -129,21 +128,6 @@ def stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path` (mode from the umask), flush it to disk, rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def plural(n: int, word: str) -> str:

@@ -78,11 +78,17 @@ def daemon_config(folder: Path, name: str, url: str, server: FeedServer, broker:
     return path
 
 
-def leader(daemons: list[Daemon]) -> Daemon:
-    """The daemon that says it leads (and has not said it stopped leading since)."""
-    leading = [d for d in daemons if d.proc.poll() is None and _leads(d.output())]
-    assert len(leading) == 1, [d.output()[-2000:] for d in daemons]
-    return leading[0]
+def leader_and_follower(
+    tmp_path: Path, url: str, server: FeedServer, broker: Broker, daemons: list[Daemon]
+) -> tuple[Daemon, Daemon]:
+    """Daemon a, once it leads, then daemon b, once it says it follows: each its own feed name and client id."""
+    a = Daemon(daemon_config(tmp_path / "a", "a", url, server, broker))
+    daemons.append(a)
+    a.wait_for(lambda: "leading: detecting sorties" in a.output())
+    b = Daemon(daemon_config(tmp_path / "b", "b", url, server, broker))
+    daemons.append(b)
+    b.wait_for(lambda: "not the leader" in b.output())
+    return a, b
 
 
 def _leads(log: str) -> bool:
@@ -98,12 +104,7 @@ def test_two_daemons_on_one_feed_store_each_sighting_once_and_alert_once(
     tmp_path: Path, pg_url: str, sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber,
     daemons: list[Daemon],
 ) -> None:  # fmt: skip
-    a = Daemon(daemon_config(tmp_path / "a", "a", pg_url, feed_server, broker))
-    daemons.append(a)
-    a.wait_for(lambda: "leading: detecting sorties" in a.output())
-    b = Daemon(daemon_config(tmp_path / "b", "b", pg_url, feed_server, broker))
-    daemons.append(b)
-    b.wait_for(lambda: "not the leader" in b.output())
+    a, _ = leader_and_follower(tmp_path, pg_url, feed_server, broker, daemons)
     sky.put("ae01d2", YELLOW_SEA)
     (start,) = wait_alerts(listener, START, 1)
     # Both daemons store the aircraft's positions; each (hex, second) is one row, from whichever came first.
@@ -130,12 +131,7 @@ def test_kill_9_of_the_leader_mid_sortie_hands_its_work_over(
     tmp_path: Path, pg_url: str, sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber,
     daemons: list[Daemon],
 ) -> None:  # fmt: skip
-    first = Daemon(daemon_config(tmp_path / "a", "a", pg_url, feed_server, broker))
-    daemons.append(first)
-    first.wait_for(lambda: "leading: detecting sorties" in first.output())
-    second = Daemon(daemon_config(tmp_path / "b", "b", pg_url, feed_server, broker))
-    daemons.append(second)
-    second.wait_for(lambda: "not the leader" in second.output())
+    first, second = leader_and_follower(tmp_path, pg_url, feed_server, broker, daemons)
     sky.put("ae01d2", YELLOW_SEA)
     (start,) = wait_alerts(listener, START, 1)
     # Acknowledged and marked sent: outside the PUBACK window, so it must never come again.
@@ -166,12 +162,7 @@ def test_a_clean_stop_of_the_leader_hands_over_at_once(
     tmp_path: Path, pg_url: str, sky: Sky, feed_server: FeedServer, broker: Broker, listener: Subscriber,
     daemons: list[Daemon],
 ) -> None:  # fmt: skip
-    first = Daemon(daemon_config(tmp_path / "a", "a", pg_url, feed_server, broker))
-    daemons.append(first)
-    first.wait_for(lambda: "leading: detecting sorties" in first.output())
-    second = Daemon(daemon_config(tmp_path / "b", "b", pg_url, feed_server, broker))
-    daemons.append(second)
-    second.wait_for(lambda: "not the leader" in second.output())
+    first, second = leader_and_follower(tmp_path, pg_url, feed_server, broker, daemons)
     assert first.stop()[0] == 0
     t0 = time.monotonic()
     second.wait_for(lambda: _leads(second.output()), 5)
