@@ -6,7 +6,8 @@ names these too). They are apart so that reading sorties (`ingest sorties`, the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -86,3 +87,25 @@ class SortieEvent:
     def fix(self) -> Fix:
         """The sighting that triggered the event."""
         return self.sortie.first if self.kind == "start" else self.sortie.last
+
+
+DetailValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Happening:
+    """One episode of something a sortie's aircraft did, found by a detector."""
+
+    kind: str  # "orbit", "emergency": the detector's kind
+    sortie_id: str
+    n: int  # 1 for the sortie's first episode of this kind, 2 for the next, ...
+    started_at: datetime  # when the episode began (its first point)
+    detected_at: datetime  # the point at which it was recognised: the alert's time
+    lat_deg: float  # where: an orbit's centre; an emergency's position when recognised
+    lon_deg: float
+    details: Mapping[str, DetailValue] = field(default_factory=dict)  # per kind; units in the names
+
+    @property
+    def event_id(self) -> str:
+        """Stable and unique: `<sortie_id>/<kind>/<n>`; subscribers de-duplicate on it."""
+        return f"{self.sortie_id}/{self.kind}/{self.n}"

@@ -14,7 +14,6 @@ signals, writing files atomically. Commands print; the answers come from `ingest
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -122,6 +121,8 @@ def progress_bar(total: int, desc: str, unit: str) -> Bar:
 def stop_on_signals() -> Iterator[threading.Event]:
     """An Event set by SIGTERM or SIGINT while the block runs; the old handlers come back after it."""
     stop = threading.Event()
+    import signal  # only the commands that run until stopped need it
+
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield stop

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest.commands import open_store, settings, watchlist_loader
-from ingest.services import daemon_status, latest_positions, resolve_tail
 from ingest.store import SIGHTING_FIELDS
 from ingest.views import SORTIE_FIELDS, feed_row, feeds_table, now_table, sightings_table, sortie_dict, sorties_table
 
@@ -22,6 +21,8 @@ def cmd_sightings(args: argparse.Namespace) -> int:
     s = settings(args, log=False)
     store = open_store(s, create=False)
     try:
+        from ingest.services import resolve_tail
+
         aircraft = resolve_tail(store, args.tail, args.since, args.until, watchlist_loader(s))
         rows = store.sightings(aircraft.hexes, args.since, args.until, args.limit or None)
     finally:
@@ -46,7 +47,9 @@ def cmd_sorties(args: argparse.Namespace) -> int:
     store = open_store(s, create=False)
     try:
         keys = None
-        if args.tail:
+        if args.tail:  # services (and the watchlist) load only to name an aircraft: `ingest sorties` needs neither
+            from ingest.services import resolve_tail
+
             keys = [resolve_tail(store, args.tail, args.since, args.until, watchlist_loader(s)).key]
         found = store.sorties(keys, args.since, args.open, args.limit or None, until=args.until)
         happenings = store.happenings([x.sortie_id for x in found])
@@ -81,6 +84,8 @@ def cmd_now(args: argparse.Namespace) -> int:
     store = open_store(settings(args, log=False), create=False)
     now = datetime.now(UTC)
     try:
+        from ingest.services import daemon_status, latest_positions
+
         rows = latest_positions(store, now)
         daemon = daemon_status(store, now)
     finally:
@@ -100,6 +105,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     try:
         health = store.feed_health(now - FEED_HEALTH_WINDOW)
+        from ingest.services import daemon_status
+
         daemon = daemon_status(store, now)
     finally:
         store.close()

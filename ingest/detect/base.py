@@ -14,12 +14,15 @@ deterministic: no I/O, no clock, no randomness; every time comes from the points
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-DetailValue = str | int | float | bool | None
+# A Happening is a record the read commands make too (`ingest sorties`): it lives in records.py, which
+# they load without this module (scripts/bench_cli.py).
+from ingest.records import DetailValue, Happening
+
+__all__ = ["DetailValue", "Detector", "Happening", "TrackPoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,25 +40,6 @@ class TrackPoint:
     squawk: str | None  # four octal digits
     emergency: str | None  # readsb `emergency`: none, general, lifeguard, minfuel, nordo, unlawful, downed, reserved
     feed: str
-
-
-@dataclass(frozen=True, slots=True)
-class Happening:
-    """One episode of something a sortie's aircraft did, found by a detector."""
-
-    kind: str  # "orbit", "emergency": the detector's kind
-    sortie_id: str
-    n: int  # 1 for the sortie's first episode of this kind, 2 for the next, ...
-    started_at: datetime  # when the episode began (its first point)
-    detected_at: datetime  # the point at which it was recognised: the alert's time
-    lat_deg: float  # where: an orbit's centre; an emergency's position when recognised
-    lon_deg: float
-    details: Mapping[str, DetailValue] = field(default_factory=dict)  # per kind; units in the names
-
-    @property
-    def event_id(self) -> str:
-        """Stable and unique: `<sortie_id>/<kind>/<n>`; subscribers de-duplicate on it."""
-        return f"{self.sortie_id}/{self.kind}/{self.n}"
 
 
 @runtime_checkable

@@ -787,7 +787,7 @@ class SqlStore:
         """The orbits, emergencies ... of these sorties, in the order they began."""
         if not sortie_ids:
             return []
-        from ingest.detect.base import Happening
+        from ingest.records import Happening
 
         rows = self._rows(
             "SELECT sortie_id, kind, n, started_at, detected_at, lat, lon, details FROM happenings "
