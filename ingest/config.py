@@ -18,12 +18,24 @@ import os
 import re
 import reprlib
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ingest.errors import ConfigError
+
+if TYPE_CHECKING:  # for annotations only: a read command's start-up makes no Protocol (scripts/bench_cli.py)
+
+    class _Named(Protocol):
+        """A table of an array of tables: [[feeds]], [[alerts]]."""
+
+        @property
+        def name(self) -> str: ...
+        @property
+        def index(self) -> int: ...
+
+    N = TypeVar("N", bound=_Named)
 
 DEFAULT_CONFIG = Path("config/ingest.toml")
 ENV_CONFIG = "INGEST_CONFIG"
@@ -716,67 +728,20 @@ class _Loader:
         return {k.name: self._value(k, f"{name}.{k.name}", table, env_name(name, k.name)) for k in keys}
 
     def feeds(self, items: Any) -> tuple[FeedSettings, ...]:
-        if not isinstance(items, list):
-            raise ConfigError("feeds", self.path, "must be an array of tables ([[feeds]])")
         result = []
-        known = {k.name for k in FEED_KEYS}
-        for index, table in enumerate(items):
-            if not isinstance(table, dict):
-                raise ConfigError(f"feeds[{index}]", self.path, "must be a table")
-            for key in table:
-                if key not in known:
-                    raise ConfigError(f"feeds[{index}].{_cut(key, 60)}", self.path, "unknown key")
-            raw_name = table.get("name")
-            label = raw_name if isinstance(raw_name, str) else str(index)
-            for key in FEED_KEYS:
-                if key.env_only and key.name in table:
-                    raise ConfigError(
-                        f"feeds[{index}].{key.name}", self.path,
-                        f"never put it in the file: set {feed_env_name(label, key.name)} or {key.name}_file",
-                    )  # fmt: skip
-            values = {
-                k.name: self._value(k, f"feeds[{index}].{k.name}", table, feed_env_name(label, k.name), label)
-                for k in FEED_KEYS
-            }
+        for index, values in self._array("feeds", items, FEED_KEYS, feed_env_name):
             for secret in ("api_key", "client_secret"):
                 file_key = f"feeds[{index}].{secret}_file"
                 values[secret] = _secret(values[secret], values[f"{secret}_file"], file_key, self.sources)
             result.append(FeedSettings(index=index, **values))
-        seen: set[str] = set()
-        for feed in result:
-            if feed.name in seen:
-                raise ConfigError(f"feeds[{feed.index}].name", self.path, f"{_SHOW.repr(feed.name)} is used twice")
-            seen.add(feed.name)
-        return tuple(result)
+        return self._unique("feeds", tuple(result))
 
     def alerts(self, items: Any) -> tuple[AlertSettings, ...]:
         """The [[alerts]] tables, each a channel; kind-specific keys are refused on other kinds."""
         if isinstance(items, dict):
             raise ConfigError("alerts", self.path, "must be an array of tables ([[alerts]]), one per channel")
-        if not isinstance(items, list):
-            raise ConfigError("alerts", self.path, "must be an array of tables ([[alerts]])")
         result = []
-        known = {k.name for k in ALERT_KEYS}
-        for index, table in enumerate(items):
-            if not isinstance(table, dict):
-                raise ConfigError(f"alerts[{index}]", self.path, "must be a table")
-            for key in table:
-                if key not in known:
-                    raise ConfigError(f"alerts[{index}].{_cut(key, 60)}", self.path, "unknown key")
-            raw_name = table.get("name")
-            label = raw_name if isinstance(raw_name, str) else str(index)
-            for key in ALERT_KEYS:
-                if key.env_only and key.name in table:
-                    raise ConfigError(
-                        f"alerts[{index}].{key.name}", self.path,
-                        f"never put it in the file: set {alert_env_name(label, key.name)} or {key.name}_file",
-                    )  # fmt: skip
-            values = {
-                k.name: self._value(
-                    k, f"alerts[{index}].{k.name}", table, alert_env_name(label, k.name), label, "alerts"
-                )
-                for k in ALERT_KEYS
-            }
+        for index, values in self._array("alerts", items, ALERT_KEYS, alert_env_name):
             for key, kinds in _CHANNEL_ONLY.items():
                 dotted = f"alerts[{index}].{key}"
                 if values["kind"] not in kinds and self.sources.get(dotted, "default") != "default":
@@ -785,12 +750,45 @@ class _Loader:
                 file_key = f"alerts[{index}].{secret}_file"
                 values[secret] = _secret(values[secret], values[f"{secret}_file"], file_key, self.sources)
             result.append(AlertSettings(index=index, **values))
+        return self._unique("alerts", tuple(result))
+
+    def _array(
+        self, array: str, items: Any, keys: tuple[Key, ...], env_of: Callable[[str, str], str]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Each table of an array of tables ([[feeds]], [[alerts]]) with its values: unknown keys and secrets
+        written in the file refused; a table's variables and --set flags named after its `name`."""
+        if not isinstance(items, list):
+            raise ConfigError(array, self.path, f"must be an array of tables ([[{array}]])")
+        known = {k.name for k in keys}
+        for index, table in enumerate(items):
+            if not isinstance(table, dict):
+                raise ConfigError(f"{array}[{index}]", self.path, "must be a table")
+            for key in table:
+                if key not in known:
+                    raise ConfigError(f"{array}[{index}].{_cut(key, 60)}", self.path, "unknown key")
+            raw_name = table.get("name")
+            label = raw_name if isinstance(raw_name, str) else str(index)
+            for key in keys:
+                if key.env_only and key.name in table:
+                    raise ConfigError(
+                        f"{array}[{index}].{key.name}", self.path,
+                        f"never put it in the file: set {env_of(label, key.name)} or {key.name}_file",
+                    )  # fmt: skip
+            yield (
+                index,
+                {
+                    k.name: self._value(k, f"{array}[{index}].{k.name}", table, env_of(label, k.name), label, array)
+                    for k in keys
+                },
+            )
+
+    def _unique(self, array: str, tables: tuple[N, ...]) -> tuple[N, ...]:
         seen: set[str] = set()
-        for channel in result:
-            if channel.name in seen:
-                raise ConfigError(f"alerts[{channel.index}].name", self.path, f"{channel.name!r} is used twice")
-            seen.add(channel.name)
-        return tuple(result)
+        for table in tables:
+            if table.name in seen:
+                raise ConfigError(f"{array}[{table.index}].name", self.path, f"{_SHOW.repr(table.name)} is used twice")
+            seen.add(table.name)
+        return tables
 
     def _value(
         self, key: Key, dotted: str, table: Mapping[str, Any], env: str, feed: str = "", array: str = "feeds"
