@@ -115,21 +115,27 @@ def observation(hex_icao: str = "ae01d2", **fields: Any) -> Observation:
 ConfigWriter = Callable[..., Path]
 
 
+def config_sections(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A test config's sections: a SQLite file in tmp_path, the small watchlist, no replay, INFO logs; then
+    `sections` on top."""
+    base: dict[str, dict[str, Any]] = {
+        "database": {"path": str(tmp_path / "ingest.db")},
+        "watchlist": {"path": str(SMALL_WATCHLIST)},
+        "replay": {"on_start": []},
+        "daemon": {"log_level": "INFO"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return base
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> ConfigWriter:
     """Write a config into tmp_path: a SQLite file there, the small watchlist, no replay, the given feeds."""
 
     def write(feeds: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Path:
-        base: dict[str, dict[str, Any]] = {
-            "database": {"path": str(tmp_path / "ingest.db")},
-            "watchlist": {"path": str(SMALL_WATCHLIST)},
-            "replay": {"on_start": []},
-            "daemon": {"log_level": "INFO"},
-        }
-        for name, values in sections.items():
-            base.setdefault(name, {}).update(values)
         path = tmp_path / "ingest.toml"
-        path.write_text(render_config(base, feeds or []))
+        path.write_text(render_config(config_sections(tmp_path, **sections), feeds or []))
         return path
 
     return write

@@ -21,7 +21,7 @@ from ingest.config import Settings, load
 from ingest.pipeline import replay_file
 from ingest.store import Store, open_configured
 from ingest.tracker import Tracker
-from tests.conftest import SMALL_WATCHLIST, render_config, two_sorties_recording
+from tests.conftest import config_sections, render_config, two_sorties_recording
 
 
 @dataclass
@@ -129,16 +129,8 @@ def hook_server() -> Iterator[HookServer]:
 
 
 def write_alerts_config(tmp_path: Path, tables: str, **sections: dict[str, Any]) -> Path:
-    base: dict[str, dict[str, Any]] = {
-        "database": {"path": str(tmp_path / "ingest.db")},
-        "watchlist": {"path": str(SMALL_WATCHLIST)},
-        "replay": {"on_start": []},
-        "daemon": {"log_level": "INFO"},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
     path = tmp_path / "ingest.toml"
-    path.write_text(render_config(base, []) + tables)
+    path.write_text(render_config(config_sections(tmp_path, **sections), []) + tables)
     return path
 
 
