@@ -172,6 +172,11 @@ class Writer(threading.Thread):
                     future.set_exception(StoreError("the database is unavailable; trying again shortly"))
                     continue
                 commits = store.commits
+                if self._backlog and not self._drain_kept(store):  # polls kept meanwhile go in before any job
+                    if when_down is not None:
+                        when_down()
+                    future.set_exception(StoreError("the database is unavailable; trying again shortly"))
+                    continue
                 try:
                     result = fn(store)
                 except StoreError as exc:
@@ -283,16 +288,40 @@ class Writer(threading.Thread):
         too (and whatever of the backlog is left) for the next try."""
         assert self.sorter is not None
         try:
-            while self._backlog:
-                kept, at = self._backlog[0]
-                self.sorter.save(store, kept, at)
-                self._backlog.popleft()
-                self._backlog_positions -= _positions(kept)
-                self._backlog_written += 1
+            self._write_kept(store)  # none left, unless the writer's own drain (run) could not see them
             return self.sorter.save(store, outcome, now)
         except StoreError:
             self._keep(outcome, now)
             raise
+
+    def _write_kept(self, store: Store) -> None:
+        """Write the polls kept from a failing episode, oldest first; a failure leaves the rest kept."""
+        assert self.sorter is not None
+        while self._backlog:
+            kept, at = self._backlog[0]
+            try:
+                self.sorter.save(store, kept, at)
+            except StoreError:
+                raise
+            except Exception:  # a poll that cannot be written at all must not hold the others back
+                log.exception("a poll kept while the database failed could not be written; it is dropped")
+                self._backlog_dropped += 1
+            else:
+                self._backlog_written += 1
+            self._backlog.popleft()
+            self._backlog_positions -= _positions(kept)
+
+    def _drain_kept(self, store: Store) -> bool:
+        """Write what was kept while writes failed, before the next job (whichever: a poll, the sortie
+        clock); False (a new failure, counted) when that failed."""
+        if not self._backlog:
+            return True
+        try:
+            self._write_kept(store)
+        except StoreError as exc:
+            self._write_failed(exc)
+            return False
+        return True
 
     def _keep(self, outcome: PollOutcome, now: datetime) -> None:
         self._backlog.append((outcome, now))
