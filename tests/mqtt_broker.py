@@ -263,6 +263,7 @@ class Subscriber:
         self.topic_filter = topic_filter
         self.session_expiry_s = session_expiry_s
         self._messages: list[Message] = []
+        self.redelivered = 0  # messages the broker sent again to our session (dropped: see _on_message)
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self.port = port
@@ -312,7 +313,15 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self._messages.append((msg.topic, msg.payload.decode("utf-8", "replace"), bool(msg.retain)))
+            message = (msg.topic, msg.payload.decode("utf-8", "replace"), bool(msg.retain))
+            if msg.dup and message in self._messages:
+                # The broker sending us again what we had not acknowledged when it stopped (our persistent
+                # session): a repeat between broker and us. A publisher's repeat never arrives so marked (the
+                # MQTT specification has a server never pass a PUBLISH's DUP flag on to its subscribers), so
+                # this hides nothing the daemon did.
+                self.redelivered += 1
+                return
+            self._messages.append(message)
             self._cond.notify_all()
 
     @property

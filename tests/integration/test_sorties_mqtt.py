@@ -185,10 +185,9 @@ def test_a_broker_outage_loses_no_alert_and_repeats_none(
     daemons.append(daemon := Daemon(sortie_config(write_config, feed_server, broker)))
     sky.put("ae01d2", YELLOW_SEA)
     wait_alerts(listener, START, 1)
-    # The auditor acknowledges the start after its callback returns: a broker stopped before that PUBACK
-    # reaches it redelivers the start to the auditor after the restart (d1 in the broker's log), a repeat
-    # on the subscriber's side that this test is not about. Seen in 4 of 18 runs without this pause.
-    time.sleep(0.5)
+    # A broker stopped before the auditor's PUBACK of the start reached it sends the start again after the
+    # restart, marked DUP: a repeat on the subscriber's side, which Subscriber drops (this test is about the
+    # daemon's repeats). Seen in 4 of 18 runs before it did.
     broker.stop()
     sky.clear()  # the first sortie ends and a second one starts while the broker is away
     daemon.wait_for(lambda: daemon.query("SELECT count(*) FROM sorties WHERE end_reason IS NOT NULL") == 1, 10)
