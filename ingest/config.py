@@ -240,6 +240,7 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
     "retention": (
         Key("sightings_days", "int", 365, "delete sightings older than this many days (0: keep all)", _days),
         Key("outbox_days", "int", 30, "delete alerts delivered more than this many days ago (0: keep all)", _days),
+        Key("polls_days", "int", 30, "delete the record of polls older than this many days (0: keep all)", _days),
     ),
     "replay": (
         Key("on_start", "paths", (), "recorded responses `ingest run` loads before polling"),
@@ -438,6 +439,7 @@ class HttpSettings:
 class RetentionSettings:
     sightings_days: int  # 0: keep every sighting
     outbox_days: int  # 0: keep every delivered alert
+    polls_days: int = 30  # 0: keep every feed_polls row
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -955,6 +957,12 @@ def _cross_check(s: Settings) -> None:
     if bool(m.cert_file) != bool(m.key_file):
         raise ConfigError("mqtt.cert_file", s.source_of("mqtt.cert_file"), "cert_file and key_file go together")
     _check_channels(s)
+    polls_days = s.retention.polls_days
+    if polls_days and polls_days * 86_400 < s.sorties.max_blind_s:
+        raise ConfigError(
+            "retention.polls_days", s.source_of("retention.polls_days"),
+            f"must cover sorties.max_blind_s ({s.sorties.max_blind_s:g} s): covered time is read from the polls",
+        )  # fmt: skip
     for replay in s.replay.on_start:
         if not _is_file(replay):
             raise ConfigError("replay.on_start", s.source_of("replay.on_start"), f"no such file: {_cut(str(replay))}")

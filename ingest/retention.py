@@ -1,7 +1,9 @@
 """Retention: keeps the database bounded while the daemon runs for months ([retention] in the config).
 
-Sightings older than `sightings_days` and alerts delivered more than `outbox_days` ago are deleted; sorties,
-their happenings (orbits, emergencies) and undelivered alerts are kept, whatever their age.
+Sightings older than `sightings_days`, alerts delivered more than `outbox_days` ago and the record of polls
+older than `polls_days` (feed_polls: what `ingest feeds`, the metrics and covered time read, never further
+back than a few hours) are deleted; sorties, their happenings (orbits, emergencies) and undelivered alerts
+are kept, whatever their age.
 
 The work is cut into short steps, each one small transaction, so that the daemon's writer thread
 (scheduler.py) runs polls between two of them and a year of backlog never holds up a poll:
@@ -10,7 +12,8 @@ The work is cut into short steps, each one small transaction, so that the daemon
    partition costs the same whatever it holds);
 2. delete the rest (the month straddling the cut; on SQLite, everything) `batch` rows a step, walking the
    aircraft in hex order with primary-key lookups (store/sql.py `prune_sightings`);
-3. delete delivered alerts, `batch` a step.
+3. delete delivered alerts, `batch` a step;
+4. delete old polls, `batch` a step, walking the feeds in name order (store/sql.py `prune_polls`).
 
 A round runs at start-up and then every `ROUND_EVERY_S`; each step takes `now`, nothing reads a clock.
 """
@@ -40,16 +43,18 @@ class Retention:
     settings: RetentionSettings
     batch: int = BATCH_ROWS
     max_hexes: int = MAX_HEXES
-    _stage: int = 0  # 0: partitions, 1: sightings, 2: outbox, 3: done
+    _stage: int = 0  # 0: partitions, 1: sightings, 2: outbox, 3: polls
     _hex: str = ""  # where the sightings' walk goes on
+    _feed: str = ""  # where the polls' walk goes on
     _steps: int = 0
     _sightings: int = 0
     _outbox: int = 0
+    _polls: int = 0
     _partitions: list[str] = field(default_factory=list)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.sightings_days or self.settings.outbox_days)
+        return bool(self.settings.sightings_days or self.settings.outbox_days or self.settings.polls_days)
 
     def step(self, store: Store, now: datetime) -> bool:
         """Do one short transaction of the round; True while the round has more to do. Raises StoreError."""
@@ -71,14 +76,25 @@ class Retention:
             else:
                 self._hex = start
             return True
-        if self._stage == 2 and self.settings.outbox_days:
-            deleted = store.prune_outbox(now - timedelta(days=self.settings.outbox_days), self.batch)
+        if self._stage == 2:
+            if self.settings.outbox_days:
+                deleted = store.prune_outbox(now - timedelta(days=self.settings.outbox_days), self.batch)
+                self._steps += 1
+                self._outbox += deleted
+                if deleted >= self.batch:
+                    return True
+            self._stage = 3
+            return True
+        if self.settings.polls_days:
+            deleted, feed = store.prune_polls(now - timedelta(days=self.settings.polls_days), self._feed, self.batch)
             self._steps += 1
-            self._outbox += deleted
-            if deleted >= self.batch:
+            self._polls += deleted
+            if feed is not None:
+                self._feed = feed
                 return True
         self._report(now)
-        self._stage, self._steps, self._sightings, self._outbox, self._partitions = 0, 0, 0, 0, []
+        self._stage, self._steps, self._sightings, self._outbox, self._polls, self._partitions = 0, 0, 0, 0, 0, []
+        self._hex = self._feed = ""
         return False
 
     def _sightings_cut(self, now: datetime) -> datetime:
@@ -86,7 +102,7 @@ class Retention:
 
     def _report(self, now: datetime) -> None:
         """One line per round that deleted something; nothing for a round that found nothing to do."""
-        if not (self._sightings or self._outbox or self._partitions):
+        if not (self._sightings or self._outbox or self._polls or self._partitions):
             return
         parts = []
         if self._sightings or self._partitions:
@@ -97,4 +113,6 @@ class Retention:
             parts.append(f"{self._sightings} sightings{months} from before {cut}")
         if self._outbox:
             parts.append(f"{self._outbox} alerts delivered over {self.settings.outbox_days} days ago")
+        if self._polls:
+            parts.append(f"{self._polls} polls recorded over {self.settings.polls_days} days ago")
         log.info("retention: deleted %s, in %d steps", "; ".join(parts), self._steps)

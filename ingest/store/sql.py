@@ -553,6 +553,27 @@ class SqlStore:
                 current = row[0] if row else None
         return deleted, current
 
+    def prune_polls(self, before: datetime, start_feed: str, limit: int) -> tuple[int, str | None]:
+        """Delete at most `limit` feed_polls rows started before `before`, walking the feeds in name order
+        from `start_feed` on, in one transaction (index range scans on (feed, started_at), as
+        prune_sightings walks the aircraft). Returns (deleted, the feed to go on from, or None at the end)."""
+        cut = iso_z(before)
+        deleted = 0
+        with self._writing("delete old polls"), self.atomic():
+            row = self._one("SELECT min(feed) FROM feed_polls WHERE feed >= ?", (start_feed,))
+            current: str | None = row[0] if row else None
+            while current is not None:
+                deleted += self._exec(
+                    "DELETE FROM feed_polls WHERE id IN "
+                    "(SELECT id FROM feed_polls WHERE feed = ? AND started_at < ? ORDER BY started_at LIMIT ?)",
+                    (current, cut, limit - deleted),
+                )
+                if deleted >= limit:
+                    break  # this feed may hold more: start from it next time
+                row = self._one("SELECT min(feed) FROM feed_polls WHERE feed > ?", (current,))
+                current = row[0] if row else None
+        return deleted, current
+
     def prune_outbox(self, before: datetime, limit: int) -> int:
         """Delete at most `limit` events (outbox rows, with their deliveries) that every channel took before
         `before`; never one a channel still waits for. Rows from before alert channels count by their

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ingest.retention import Retention
 from ingest.store import Store, Tracking, open_store
 from ingest.store.base import sighting_row
 from ingest.store.sql import INSERT_SIGHTING
+from ingest.timeutil import iso_z
 from tests.conftest import ConfigWriter, aircraft, envelope, observation
 from tests.integration.conftest import Daemon, FeedServer, Reply
 
@@ -91,14 +93,47 @@ def test_retention_prunes_exactly_the_old_rows_in_batches(database: str) -> None
     assert len(sightings_left(store)) == len([1 for _, at in every if int(at.timestamp()) >= cut])
 
 
+def test_old_polls_go_a_batch_a_step_feed_by_feed(database: str) -> None:
+    store = open_store(database)
+    every = [
+        (feed, NOW - timedelta(days=day, hours=hour), hour % 3 == 0)
+        for feed in ("adsb.fi", "adsb.lol", "opensky") for day in range(60) for hour in (1, 12)
+    ]  # fmt: skip
+    for feed, at, failed in every:
+        record = PollRecord(feed, at, 5, 1, 500 if failed else 200, 1, 1, 1, 0, 0, "HTTP 500" if failed else None)
+        store.save_poll(record, [], record_poll=True)
+    retention = Retention(RetentionSettings(sightings_days=0, outbox_days=0, polls_days=30), batch=7)
+    assert retention.enabled
+
+    def left() -> list[str]:
+        return sorted(r["started_at"] for r in store.feed_polls(limit=10_000))
+
+    before, steps, more = len(left()), [], True
+    while more:
+        more = retention.step(store, NOW)
+        steps.append(before - len(left()))
+        before -= steps[-1]
+        assert len(steps) < 1000
+    cut = NOW - timedelta(days=30)
+    kept = sorted(iso_z(at) for _, at, _ in every if at >= cut)
+    assert left() == kept  # failed and successful polls alike; every feed
+    old = len(every) - len(kept)
+    assert all(n <= 7 for n in steps) and len([n for n in steps if n]) >= -(-old // 7)
+    while retention.step(store, NOW):  # a second round finds nothing
+        pass
+    assert left() == kept
+
+
 def test_zero_days_keeps_everything(database: str) -> None:
     store = open_store(database)
     store.save_poll(RECORD, [sighting("ae01d2", at) for at in times()], record_poll=False)
-    retention = Retention(RetentionSettings(sightings_days=0, outbox_days=0), batch=5)
+    store.save_poll(replace(RECORD, started_at=NOW - timedelta(days=900)), [], record_poll=True)
+    retention = Retention(RetentionSettings(sightings_days=0, outbox_days=0, polls_days=0), batch=5)
     assert not retention.enabled
     while retention.step(store, NOW):
         pass
     assert len(sightings_left(store)) == len(times())
+    assert len(store.feed_polls()) == 1
 
 
 def test_the_daemon_prunes_a_backlog_while_it_polls(
@@ -121,14 +156,22 @@ def test_the_daemon_prunes_a_backlog_while_it_polls(
     with closing(sqlite3.connect(db)) as conn, conn:
         template = sighting_row(base)
         conn.executemany(INSERT_SIGHTING, [(f"{i:06x}", old + i, *template[2:]) for i in range(10_000)])
+        conn.executemany(  # and the record of 3,000 polls as old
+            "INSERT INTO feed_polls (started_at, feed, duration_ms, requests, http_status, aircraft, matched, kept, "
+            "stored, rejected, error) VALUES (?, 'live', 5, 1, 200, 1, 1, 1, 1, 0, NULL)",
+            [(iso_z(datetime.fromtimestamp(old + i, UTC)),) for i in range(3_000)],
+        )
     daemon = Daemon(config)
     daemons.append(daemon)
     daemon.wait_for(lambda: "retention: deleted 10000 sightings" in daemon.output(), timeout_s=30)
     line = next(x for x in daemon.output().splitlines() if "retention: deleted" in x)
+    assert "3000 polls recorded over 30 days ago" in line, line
     assert int(line.rsplit("in ", 1)[1].split()[0]) >= 5, line  # five batches at least, polls between them
     daemon.wait_for(lambda: (daemon.query("SELECT count(*) FROM feed_polls") or 0) >= 3)
     assert daemon.query("SELECT count(*) FROM sightings WHERE ts < strftime('%s', 'now') - 30 * 86400") == 0
     assert daemon.query("SELECT count(*) FROM sightings WHERE hex = 'ae01d2'") >= 1  # the live feed's
+    assert daemon.query("SELECT count(*) FROM feed_polls WHERE started_at < strftime('%Y-%m-%dT%H:%M:%SZ', "
+                        "'now', '-30 days')") == 0  # fmt: skip
     assert daemon.query("SELECT count(*) FROM sorties WHERE sortie_id = 'ae01ce-old'") == 1
     assert daemon.stop()[0] == 0
     assert "Traceback" not in daemon.output()

@@ -107,6 +107,8 @@ BAD = [
     ("[mqtt]\nport = 1.5", "mqtt.port", "must be an integer"),
     ('[daemon]\nlog_level = "LOUD"', "daemon.log_level", "must be one of"),
     ("[sorties]\ngap_s = 0", "sorties.gap_s", "greater than 0"),
+    ("[retention]\npolls_days = -1", "retention.polls_days", "between 0"),
+    ("[retention]\npolls_days = 1\n[sorties]\nmax_blind_s = 172800.0", "retention.polls_days", "max_blind_s"),
 ]
 
 
