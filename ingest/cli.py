@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ingest.errors import ConfigError, IngestError
 from ingest.timeutil import parse_when
@@ -111,6 +111,24 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _NotAsked:
+    """Stands in for the parser of a command that was not asked for: every call (add_argument, add_subparsers,
+    add_parser, choices[name]) is taken and ignored, for less than a real throwaway parser costs."""
+
+    def __getattr__(self, name: str) -> Callable[..., _NotAsked]:
+        return self._take
+
+    def _take(self, *args: object, **kwargs: object) -> _NotAsked:
+        return self
+
+    @property
+    def choices(self) -> _NotAsked:
+        return self
+
+    def __getitem__(self, key: object) -> _NotAsked:
+        return self
+
+
 _VALUED = frozenset(
     {"--config", "--set", "--database", "--log-level", "--log-format"}
 )  # shared options that take a value
@@ -142,7 +160,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     def command(name: str, module: str, help_text: str, description: str = "") -> argparse.ArgumentParser:
         if only is not None and name != only:
-            return argparse.ArgumentParser(add_help=False)  # not asked for: a throwaway to add arguments to
+            return cast(argparse.ArgumentParser, _NotAsked())  # what is added to it goes nowhere
         p = sub.add_parser(name, help=help_text, description=description or help_text, epilog=EPILOG, parents=[shared],
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         p.set_defaults(handler=(f"ingest.commands.{module}", "cmd_" + name.replace("-", "_")))

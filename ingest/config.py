@@ -374,6 +374,8 @@ _CHANNEL_ONLY = {
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DatabaseSettings:
+    """[database]: the SQLite file, or the PostgreSQL server, everything is stored in."""
+
     path: Path
     url: str
     password: str = field(repr=False)  # from INGEST_DATABASE_PASSWORD, or read from password_file by load()
@@ -387,6 +389,8 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class AreaSettings:
+    """[area]: the box sightings must fall in, and the projected CRS they are stored in."""
+
     name: str
     south: float
     west: float
@@ -397,6 +401,8 @@ class AreaSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class WatchlistSettings:
+    """[watchlist]: the aircraft watched (plane-alert-db CSV) and where a user's own list lives."""
+
     path: Path
     include_military: bool
     user_dir: str  # "": beside the SQLite file (ingest/watchlist_files.py)
@@ -405,6 +411,8 @@ class WatchlistSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SortiesSettings:
+    """[sorties]: when a silence ends a sortie (in covered time), and when blindness does."""
+
     gap_s: float
     check_interval_s: float
     max_blind_s: float
@@ -412,6 +420,8 @@ class SortiesSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MqttSettings:
+    """[mqtt]: the broker the `mqtt` alert channel publishes to."""
+
     enabled: bool
     host: str
     port: int
@@ -429,6 +439,8 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class HttpSettings:
+    """[http]: the read-only API and page of `ingest serve` (and of the daemon)."""
+
     enabled: bool
     host: str
     port: int
@@ -437,6 +449,8 @@ class HttpSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RetentionSettings:
+    """[retention]: how long sightings, delivered alerts and the record of polls are kept."""
+
     sightings_days: int  # 0: keep every sighting
     outbox_days: int  # 0: keep every delivered alert
     polls_days: int = 30  # 0: keep every feed_polls row
@@ -444,12 +458,16 @@ class RetentionSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ReplaySettings:
+    """[replay]: recorded responses `ingest run` loads before it polls."""
+
     on_start: tuple[Path, ...]
     feed: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DaemonSettings:
+    """[daemon]: how the daemon presents itself to feeds and how it logs."""
+
     user_agent: str
     log_level: str
     log_format: str
@@ -457,6 +475,8 @@ class DaemonSettings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FeedSettings:
+    """One feed: a [[feeds]] table."""
+
     name: str
     kind: str
     base_url: str
