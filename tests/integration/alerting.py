@@ -28,6 +28,7 @@ from tests.conftest import config_sections, render_config, two_sorties_recording
 class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float = 0.0  # > 0: the answer is written a byte at a time, this long apart
 
 
 @dataclass
@@ -67,6 +68,12 @@ class HookServer:
                     server.posted.append(Posted(self.path, dict(self.headers), body, time.monotonic(), answer.status))
                     server.cond.notify_all()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    if answer.drip_s:
+                        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(answer.drip_s)
+                        return
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)

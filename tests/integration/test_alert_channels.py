@@ -100,6 +100,27 @@ def test_webhook_500_then_recovery_delivers_once(
     b.close()
 
 
+def test_a_webhook_that_drips_its_answer_is_cut_at_the_post_deadline_and_retried(
+    tmp_path: Path, server: HookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each byte comes within timeout_s (0.4 s), so only the whole POST's deadline (3 x 0.4 s) can cut it.
+    server.script("/hook", Answer(drip_s=0.2), Answer())
+    b = bench(tmp_path, WEBHOOK + "timeout_s = 0.4\n", {"INGEST_ALERTS_HOOK_URL": server.url("/hook")})
+    b.replay(two_sorties(tmp_path))
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="ingest.alerts"):
+        d = run(b)
+        try:
+            posted = server.wait("/hook", 5, timeout_s=15)
+        finally:
+            d.stop(2.0)
+            b.close()
+    assert posted[1].at - posted[0].at < 1.2 + 1.5  # cut at 1.2 s (plus the back-off and a watchdog tick)
+    assert [p.json()["event_id"] for p in posted] == [EVENTS[0], *EVENTS]  # the cut one again, then the rest
+    assert "did not finish answering within 1.2 s" in caplog.text, caplog.text
+    assert time.monotonic() - t0 < 10
+
+
 def test_webhook_403_parks_the_channel(tmp_path: Path, server: HookServer, caplog: pytest.LogCaptureFixture) -> None:
     server.script("/hook", Answer(403))
     b = bench(tmp_path, WEBHOOK, {"INGEST_ALERTS_HOOK_URL": server.url("/hook?token=t0k")})

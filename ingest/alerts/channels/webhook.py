@@ -9,7 +9,9 @@ The body is the event's payload (README "MQTT alerts") plus `operator`, `type_na
   event; later events wait behind it, so they arrive in order.
 - Redirects are not followed (a 3xx is a failure that says so): give the final URL.
 - One keep-alive connection (the standard library's http.client), a `timeout_s` on connecting and on each
-  read, and at most MAX_ANSWER_BYTES of the answer read.
+  read, at most POST_TIMEOUTS x `timeout_s` for the whole POST (a server that drips its answer a byte at a
+  time is cut then, by a watchdog thread of the channel's own), and at most MAX_ANSWER_BYTES of the answer
+  read.
 - Repeats: an event whose 2xx answer was lost, or that was answered but not yet marked when the daemon
   died (marks are written every MARK_EVERY events or MARK_AFTER_S), is POSTed again after the restart.
 - The URL may carry a token: it is never logged; errors name the channel and the host only.
@@ -26,6 +28,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -37,9 +40,14 @@ from ingest.config import AlertSettings
 from ingest.errors import ConfigError
 
 MAX_ANSWER_BYTES = 65_536
+POST_TIMEOUTS = 3  # a whole POST (connect, send, answer) gets this many timeout_s
 MARK_EVERY = 100  # webhook marks are written in batches: a POST is quick, a store round trip is not free
 MARK_AFTER_S = 0.1
 RETRY_STATUSES = frozenset({429, 503})
+
+
+class PostDeadline(TimeoutError):
+    """A POST cut by the watchdog: the server kept answering, too slowly to finish within total_s."""
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -51,6 +59,7 @@ class Poster:
     """POSTs to one URL over a kept-alive connection; `abort()` from another thread cuts a POST short."""
 
     def __init__(self, url: str, timeout_s: float, channel: str) -> None:
+        self.total_s = POST_TIMEOUTS * timeout_s
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"alerts.{channel}.url", "environment", "must be an http:// or https:// URL")
@@ -65,6 +74,10 @@ class Poster:
         self.where = f"{parts.scheme}://{self.host}:{self.port}"  # for messages: never the path or query
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
+        self._started: float | None = None  # monotonic start of the POST in flight
+        self._cut: float | None = None  # the start of the POST the watchdog cut
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -80,6 +93,10 @@ class Poster:
         """(status, lower-cased headers); OSError or http.client.HTTPException when no answer came."""
         with self._lock:
             conn = self._connection()
+            self._started = started = time.monotonic()
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch, name="webhook-deadline", daemon=True)
+                self._watchdog.start()
         try:
             conn.request("POST", self.target, body=body, headers=headers)
             resp = conn.getresponse()
@@ -88,9 +105,33 @@ class Poster:
             if resp.will_close or not resp.isclosed():
                 self.close()  # an answer longer than we read, or the server closes: a fresh connection next
             return resp.status, answer
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            if self._cut == started:
+                raise PostDeadline from exc
             raise
+        finally:
+            with self._lock:
+                self._started = None
+
+    def _watch(self) -> None:
+        """Cut the POST in flight once it has taken total_s (checked a few times a timeout)."""
+        tick = max(0.05, min(1.0, self.total_s / 10))
+        while not self._stop.wait(tick):
+            with self._lock:
+                started = self._started
+                if started is None or time.monotonic() - started < self.total_s:
+                    continue
+                self._cut, self._started = started, None
+                sock = getattr(self._conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the blocked read or write returns now
+
+    def stop(self) -> None:
+        """End the watchdog (the channel is closing)."""
+        self._stop.set()
+        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -145,6 +186,8 @@ class WebhookChannel(SequentialChannel):
             headers["X-Ingest-Signature"] = signature(self.settings.secret, body)
         try:
             status, answer = self.poster.post(body, headers)
+        except PostDeadline:
+            return Failure(f"{self.poster.where} did not finish answering within {self.poster.total_s:g} s")
         except TimeoutError:
             return Failure(f"{self.poster.where} did not answer within {self.settings.timeout_s:g} s")
         except (OSError, http.client.HTTPException) as exc:
@@ -166,7 +209,7 @@ class WebhookChannel(SequentialChannel):
         try:
             super().close()
         finally:
-            self.poster.close()
+            self.poster.stop()
 
 
 def _reason(exc: BaseException) -> str:
