@@ -197,7 +197,13 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("path", "path", Path("config/watchlist.csv"), "plane-alert-db CSV: the list used until you import one"),
         Key("include_military", "bool", False, "also keep every dbFlags&1 aircraft a `mil` query finds in the area"),
         Key("user_dir", "str", "", "folder of your imported list and edits (empty: the SQLite file's)", file=True),
-        Key("check_interval_s", "float", 10.0, "how often `ingest run` looks for a changed list (0: never)", _reload),
+        Key(
+            "check_interval_s",
+            "float",
+            10.0,
+            "how often `ingest run` looks for a changed list (0: only when sent SIGHUP)",
+            _reload,
+        ),
     ),
     "sorties": (
         Key("gap_s", "float", 1800.0, "silence that ends a sortie", _duration),

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
 import time
@@ -539,14 +540,12 @@ def _final_check(writer: Writer) -> None:
         log.exception("the last sortie check failed")
 
 
-def watch_watchlist(app: App, writer: Writer, jobs: Sequence[FeedJob]) -> WatchlistWatcher | None:
+def watch_watchlist(app: App, writer: Writer, jobs: Sequence[FeedJob]) -> WatchlistWatcher:
     """Start the thread that notices a changed watchlist (watchlist_reload.py) and applies it: the store
     learns the new aircraft and the tracker which are watched (in the writer thread), then each feed job gets
     the feed rebuilt for the new list (a stream keeps its connection and filters anew) and the new selector,
-    used from its next tick. None when `[watchlist] check_interval_s` is 0."""
+    used from its next tick. With `[watchlist] check_interval_s` 0 it looks only when asked (SIGHUP)."""
     period_s = app.settings.watchlist.check_interval_s
-    if not period_s:
-        return None
     where = sources(app.settings)
     current = [app]
 
@@ -570,6 +569,18 @@ def watch_watchlist(app: App, writer: Writer, jobs: Sequence[FeedJob]) -> Watchl
     watcher = WatchlistWatcher(where, period_s, app.watchlist, apply)
     watcher.start()
     return watcher
+
+
+def _reload_on_sighup(watcher: WatchlistWatcher) -> Any:
+    """SIGHUP (`systemctl reload`) asks the watcher to read the watchlist now; returns the handler it
+    replaced (None where signals cannot be set: not the main thread, as when tests run the daemon in one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_hup(signum: int, frame: object) -> None:
+        watcher.ask()  # the watcher's thread reads and logs (no logging from a signal handler)
+
+    return signal.signal(signal.SIGHUP, on_hup)
 
 
 def _liveness(writer: Writer, scheduler: BackgroundScheduler, sortie_clock: SortieClock) -> Callable[[], str | None]:
@@ -634,6 +645,7 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     watcher = watch_watchlist(app, writer, jobs)
+    on_hup = _reload_on_sighup(watcher)
     log.info(
         "ingest running: %d feeds (%s), %d watched aircraft, area %s, database %s",
         len(app.feeds), ", ".join(f.name for f in app.feeds) or "none", len(app.watchlist),
@@ -652,8 +664,9 @@ def run_daemon(app: App, stop: threading.Event, clock: Clock = utc_now, metrics:
             fetcher.abort()  # a feed that drips bytes would otherwise hold the stop until its deadline
         scheduler.shutdown(wait=True)
     finally:
-        if watcher is not None:
-            watcher.stop()
+        if on_hup is not None:
+            signal.signal(signal.SIGHUP, on_hup)
+        watcher.stop()
         sortie_clock.stop()
         _final_check(writer)
         alerts.stop(_FLUSH_ON_STOP_S)

@@ -10,6 +10,9 @@ new list to the daemon, which polls with it from each feed's next tick (schedule
   tried again until they change again.
 - No poll is skipped: the feed jobs keep their pacing and their schedule; a poll running at the moment
   finishes with the list it started with.
+- SIGHUP (`systemctl reload ingest`, `docker kill -s HUP`) asks for a look at once, read whatever the
+  files hold (no second look: the user says they are ready), even with `check_interval_s = 0` (no looks
+  of its own then) and even a list refused before; it answers with one line either way.
 """
 
 from __future__ import annotations
@@ -43,26 +46,37 @@ class WatchlistWatcher(threading.Thread):
         self._done: Signature | None = None  # the files as last read (applied, or refused)
         self._seen = where.signature()  # the files at the last look
         self._store_failing = False
-        self._stopping = threading.Event()
+        self._stopping = False
+        self._asked = threading.Event()  # set by ask() (SIGHUP) and by stop()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping = True
+        self._asked.set()
         if self.is_alive():
             self.join()
 
+    def ask(self) -> None:
+        """Look now and read the files as they are (SIGHUP; safe from a signal handler)."""
+        self._asked.set()
+
     def run(self) -> None:
-        while not self._stopping.wait(self.period_s):
+        while True:
+            self._asked.wait(self.period_s or None)  # 0: no looks of its own, only when asked
+            if self._stopping:
+                return
+            asked = self._asked.is_set()
+            self._asked.clear()
             try:
-                self.check()
+                self.check(asked=asked)
             except Exception:  # never the end of the watcher: the next look tries again
                 log.exception("watchlist: the check for a changed list failed")
 
-    def check(self) -> bool:
-        """One look; True when a new list was applied."""
+    def check(self, asked: bool = False) -> bool:
+        """One look; True when a new list was applied. `asked` (SIGHUP): read the files now, as they are."""
         signature = self.where.signature()
-        settled = signature == self._seen
+        settled = signature == self._seen or asked
         self._seen = signature
-        if signature == self._done or not settled:
+        if (signature == self._done and not asked) or not settled:
             return False
         try:
             new = load(self.where).watchlist
@@ -84,7 +98,10 @@ class WatchlistWatcher(threading.Thread):
         self._done = signature
         self._store_failing = False
         if not changes:
-            log.debug("watchlist: its files changed, its aircraft did not")
+            if asked:
+                log.info("watchlist reload asked: no change, %d aircraft", len(self.current))
+            else:
+                log.debug("watchlist: its files changed, its aircraft did not")
             return False
         self.current = new
         self.reloads += 1

@@ -1,9 +1,10 @@
 """A running `ingest run` picks up a changed watchlist (ingest/watchlist_reload.py): `ingest watchlist add`
 and `remove` reach its requests and its store within two looks, with every poll on time; a broken list is
-logged once and the old one kept; with `check_interval_s = 0` the change waits for a restart."""
+logged once and the old one kept; with `check_interval_s = 0` the change waits for a restart or a SIGHUP."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from contextlib import closing
 from datetime import datetime
@@ -125,3 +126,19 @@ def test_without_checks_a_change_waits_for_the_restart(
     daemons.append(again)
     again.wait_for(lambda: stored(again, "abc123") == 1)
     assert again.stop()[0] == 0
+
+
+def test_sighup_reads_the_list_at_once_even_without_checks(
+    feed_server: FeedServer, write_config: ConfigWriter, daemons: list[Daemon]
+) -> None:
+    serve_both(feed_server)
+    daemon = start(write_config, feed_server, daemons, check_s=0)
+    cli(daemon, "add", "--hex", "abc123")
+    daemon.proc.send_signal(signal.SIGHUP)  # `systemctl reload ingest`
+    daemon.wait_for(lambda: stored(daemon, "abc123") == 1)
+    assert "watchlist reloaded: 5 aircraft (1 added, 0 removed, 0 changed, 4 unchanged)" in daemon.output()
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for(lambda: "watchlist reload asked: no change, 5 aircraft" in daemon.output())
+    assert daemon.proc.poll() is None  # still running: SIGHUP is not a stop
+    assert daemon.stop()[0] == 0
+    assert "Traceback" not in daemon.output()

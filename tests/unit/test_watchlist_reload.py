@@ -4,6 +4,7 @@ files; `apply` is a recorder here (tests/integration/test_watchlist_daemon.py ru
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -142,4 +143,42 @@ def test_the_thread_stops_promptly(world: tuple[Sources, WatchlistWatcher, Recor
     _, watcher, _ = world
     watcher.start()
     watcher.stop()
+    assert not watcher.is_alive()
+
+
+def test_asked_reads_a_change_at_once_and_retries_a_refused_list(
+    world: tuple[Sources, WatchlistWatcher, Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    where, watcher, recorder = world
+    settle(watcher)
+    assert where.edits is not None
+    where.edits.write_text(EDITS + NEW)
+    recorder.fail_with = ConfigError("feeds[0].interval_s", "ingest.toml", "10 s is too short")
+    with caplog.at_level(logging.INFO, logger="ingest.watchlist_reload"):
+        assert watcher.check(asked=True) is False  # read at once (no second look), and refused
+        assert watcher.check() is False  # the same files: not tried again by itself
+        recorder.fail_with = None  # the user fixed the config... and asks (SIGHUP): tried again
+        assert watcher.check(asked=True) is True
+        assert watcher.check(asked=True) is False
+    assert len(recorder.applied) == 1 and len(watcher.current) == 5
+    assert caplog.text.count("watchlist not reloaded:") == 1
+    assert "watchlist reload asked: no change, 5 aircraft" in caplog.text
+
+
+def test_with_no_looks_of_its_own_the_thread_reads_when_asked(tmp_path: Path) -> None:
+    where = Sources(SMALL_WATCHLIST, tmp_path, "test")
+    recorder = Recorder()
+    watcher = WatchlistWatcher(where, 0, load(where).watchlist, recorder)  # check_interval_s = 0
+    watcher.start()
+    try:
+        (tmp_path / "watchlist-edits.csv").write_text(EDITS + NEW)
+        time.sleep(0.3)
+        assert recorder.applied == []  # it does not look by itself
+        watcher.ask()
+        deadline = time.monotonic() + 5
+        while not recorder.applied and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(recorder.applied) == 1 and len(recorder.applied[0]) == 5
+    finally:
+        watcher.stop()
     assert not watcher.is_alive()
