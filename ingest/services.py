@@ -56,8 +56,12 @@ class DaemonStatus:
         }  # fmt: skip
 
 
-def daemon_status(store: Store, now: datetime) -> DaemonStatus:
+def daemon_status(store: Store, now: datetime, host: str | None = None) -> DaemonStatus:
+    """The daemons that ran on this database, as one status: running when any still beats. With `host`,
+    only that machine's, when any has run there (a health check asks about the daemon beside it)."""
     daemons = store.daemons()
+    if host is not None:
+        daemons = [d for d in daemons if d["host"] == host] or daemons
     if not daemons:
         return DaemonStatus(False, None, None, None, None, None)
     alive = [d for d in daemons if d["stopped_at"] is None and _age_s(d["beat_at"], now) <= HEARTBEAT_STALE_S]
@@ -101,15 +105,19 @@ class Health:
         return body
 
 
-def health(store: Store, enabled_feeds: Sequence[str], now: datetime, stale_after_s: float) -> Health:
+def health(
+    store: Store, enabled_feeds: Sequence[str], now: datetime, stale_after_s: float, host: str | None = None
+) -> Health:
     """Healthy when an enabled feed succeeded within `stale_after_s` and, once a daemon has run on this
-    database, one still runs (its heartbeat is at most HEARTBEAT_STALE_S old). A database that only
-    `ingest poll` (cron) has written has no daemon to ask for, so the feeds alone decide there.
+    database, one still runs (its heartbeat is at most HEARTBEAT_STALE_S old): the one on this machine
+    (`host`, by default this machine's name) when one has run here, so that with several daemons sharing a
+    database each one's health check (a container's HEALTHCHECK) is about itself; else any. A database
+    that only `ingest poll` (cron) has written has no daemon to ask for, so the feeds alone decide there.
 
     The daemon is asked for first: when it is gone, that is the reason, not the staleness it causes."""
     from ingest.views import health_state
 
-    daemon = daemon_status(store, now)
+    daemon = daemon_status(store, now, this_host() if host is None else host)
     feed_health = store.feed_health(now - timedelta(seconds=stale_after_s))
     states = {name: health_state(feed_health.get(name, {})) for name in enabled_feeds}
     successes = [
@@ -129,6 +137,14 @@ def health(store: Store, enabled_feeds: Sequence[str], now: datetime, stale_afte
     elif age_s > stale_after_s:
         reason = f"no feed has succeeded for {age_s:.0f} s (more than {stale_after_s:g} s)"
     return Health(reason, stale_after_s, states, last, age_s, daemon)
+
+
+def this_host() -> str:
+    """This machine's name as a daemon records it (socket.gethostname(), from the C module: importing
+    `socket` would cost `ingest health` about 2 ms)."""
+    import _socket
+
+    return str(_socket.gethostname())
 
 
 def _age_s(at: str, now: datetime) -> float:

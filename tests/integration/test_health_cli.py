@@ -20,6 +20,7 @@ from ingest.api import ApiServer
 from ingest.cli import main
 from ingest.config import load
 from ingest.models import FeedHealth
+from ingest.services import this_host
 from ingest.store import Store, open_store
 from tests.conftest import ConfigWriter, aircraft, envelope
 from tests.integration.conftest import Daemon, FeedServer, Reply
@@ -47,7 +48,8 @@ def healthz(server: ApiServer) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-Step = tuple[str, float]  # ("ok FEED", seconds ago): a feed's success; ("beat", ...) / ("stopped", ...)
+Step = tuple[str, float]  # ("ok FEED", seconds ago): a feed's success; ("beat", ...) / ("stopped", ...) of
+# daemon box:7 on another machine; ("beat here", ...) / ("stopped here", ...) of one on this machine
 
 
 def arrange(store: Store, steps: list[Step]) -> None:
@@ -56,6 +58,8 @@ def arrange(store: Store, steps: list[Step]) -> None:
         if what.startswith("ok "):
             with store.atomic():
                 store._save_health(FeedHealth(what[3:], "ok", at, 0, None, None, None))  # type: ignore[attr-defined]
+        elif what.endswith(" here"):
+            store.heartbeat(f"{this_host()}:8", this_host(), 8, "0.1.0", at, stopped=what.startswith("stopped"))
         else:
             store.heartbeat("box:7", "box", 7, "0.1.0", at, stopped=what == "stopped")
 
@@ -68,6 +72,18 @@ STATES: list[tuple[str, list[Step], str | None]] = [
     ("daemon alive", [("ok lol", 5), ("beat", 2)], None),
     ("daemon gone", [("ok lol", 5), ("beat", 120)], "no daemon is running: box:7 last beat at"),
     ("daemon stopped", [("ok lol", 5), ("stopped", 1)], "no daemon is running: box:7 stopped at"),
+    # Several daemons share the database: the one on this machine (a container's own) decides.
+    (
+        "ours gone, another alive",
+        [("ok lol", 5), ("beat", 2), ("beat here", 120)],
+        "no daemon is running: {here}:8 last",
+    ),
+    (
+        "ours stopped, another alive",
+        [("ok lol", 5), ("beat", 2), ("stopped here", 1)],
+        "no daemon is running: {here}:8 stopped",
+    ),
+    ("ours alive, another gone", [("ok lol", 5), ("beat", 120), ("beat here", 2)], None),
 ]
 
 
@@ -87,6 +103,7 @@ def test_health_and_healthz_agree(
         arrange(store, steps)
     finally:
         store.close()
+    reason = reason and reason.replace("{here}", this_host())
     code, out, err = health_cli(capsys, config)
     with ApiServer(load(config, environ={}), port=0) as server:
         status, body = healthz(server)
