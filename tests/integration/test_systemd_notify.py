@@ -94,7 +94,7 @@ def test_the_watchdog_check_sees_a_stuck_writer_and_dead_threads(
     check = scheduler._liveness(writer, jobs, clock)
     release = threading.Event()
     try:
-        assert check() is None and writer.stuck_s() == 0.0
+        assert check() is None and writer.stuck_s() < 0.2  # idle, or in one of its own short steps (retention)
         writer.submit(lambda store: release.wait(30))
         time.sleep(0.3)
         assert 0.2 < writer.stuck_s() < 5
