@@ -224,17 +224,22 @@ def resolve_tail(
     the watchlist (loaded only then) for an aircraft never seen. UnknownTail or AmbiguousTail otherwise."""
     wanted = text.strip()
     aircraft = store.find_aircraft(wanted) if wanted else None
-    if aircraft is not None:
+    if aircraft is not None and aircraft.hexes:
         via = "hex" if wanted.lower().lstrip("~") in aircraft.hexes else "registration"
         return Resolved(aircraft.key, aircraft.hexes, aircraft.registration or aircraft.key, via)
     loose = compact(wanted)
     names = store.aircraft_names()
-    matches = [aircraft_id for aircraft_id, key, reg in names if loose and loose in (compact(key), compact(reg or ""))]
+    ids = [aircraft_id for aircraft_id, key, reg in names if loose and loose in (compact(key), compact(reg or ""))]
+    matches = [store.aircraft(i) for i in ids]
+    if len(matches) > 1:  # a key left without hexes (they went to the aircraft that share its registration)
+        matches = [a for a in matches if a.hexes] or matches
+    if aircraft is not None and len(matches) <= 1:
+        return Resolved(aircraft.key, aircraft.hexes, aircraft.registration or aircraft.key, "registration")
     if len(matches) == 1:
-        found = store.aircraft(matches[0])
+        found = matches[0]
         return Resolved(found.key, found.hexes, found.registration or found.key, "registration")
     if len(matches) > 1:  # a registration several aircraft have (watchlist.py): each is known by its hex
-        several = sorted((store.aircraft(i) for i in matches), key=lambda a: a.key)
+        several = sorted(matches, key=lambda a: a.key)
         lines = [f"{a.key} ({' '.join(x for x in (a.operator, a.icao_type) if x) or 'no details'})" for a in several]
         raise AmbiguousTail(wanted, lines, [a.key for a in several], registration=True)
     callsign = wanted.upper()
