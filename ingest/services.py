@@ -180,15 +180,20 @@ class UnknownTail(IngestError):
 
 
 class AmbiguousTail(IngestError):
-    """A callsign several aircraft flew in the period asked for; `candidates` are their keys."""
+    """A callsign several aircraft flew in the period asked for, or a registration several aircraft have
+    (short serials: watchlist.py); `candidates` are their keys."""
 
-    def __init__(self, text: str, lines: Sequence[str], candidates: Sequence[str]) -> None:
+    def __init__(self, text: str, lines: Sequence[str], candidates: Sequence[str], registration: bool = False) -> None:
         self.text = text
         self.candidates = tuple(candidates)
-        super().__init__(
-            f"{text!r} was flown by {len(lines)} aircraft in that period: {'; '.join(lines)}. "
-            "Name one by its registration (or narrow --since/--until)"
-        )
+        if registration:
+            message = f"{text!r} is the registration of {len(lines)} aircraft: {'; '.join(lines)}. Name one by its hex"
+        else:
+            message = (
+                f"{text!r} was flown by {len(lines)} aircraft in that period: {'; '.join(lines)}. "
+                "Name one by its registration (or narrow --since/--until)"
+            )
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +224,24 @@ def resolve_tail(
     the watchlist (loaded only then) for an aircraft never seen. UnknownTail or AmbiguousTail otherwise."""
     wanted = text.strip()
     aircraft = store.find_aircraft(wanted) if wanted else None
-    if aircraft is not None:
+    if aircraft is not None and aircraft.hexes:
         via = "hex" if wanted.lower().lstrip("~") in aircraft.hexes else "registration"
         return Resolved(aircraft.key, aircraft.hexes, aircraft.registration or aircraft.key, via)
     loose = compact(wanted)
     names = store.aircraft_names()
-    matches = [aircraft_id for aircraft_id, key, reg in names if loose and loose in (compact(key), compact(reg or ""))]
+    ids = [aircraft_id for aircraft_id, key, reg in names if loose and loose in (compact(key), compact(reg or ""))]
+    matches = [store.aircraft(i) for i in ids]
+    if len(matches) > 1:  # a key left without hexes (they went to the aircraft that share its registration)
+        matches = [a for a in matches if a.hexes] or matches
+    if aircraft is not None and len(matches) <= 1:
+        return Resolved(aircraft.key, aircraft.hexes, aircraft.registration or aircraft.key, "registration")
     if len(matches) == 1:
-        found = store.aircraft(matches[0])
+        found = matches[0]
         return Resolved(found.key, found.hexes, found.registration or found.key, "registration")
+    if len(matches) > 1:  # a registration several aircraft have (watchlist.py): each is known by its hex
+        several = sorted(matches, key=lambda a: a.key)
+        lines = [f"{a.key} ({' '.join(x for x in (a.operator, a.icao_type) if x) or 'no details'})" for a in several]
+        raise AmbiguousTail(wanted, lines, [a.key for a in several], registration=True)
     callsign = wanted.upper()
     if _CALLSIGN.fullmatch(callsign):
         resolved = _by_callsign(store, callsign, since, until)

@@ -3,6 +3,11 @@
 An aircraft is identified by its registration (serial) and may have several hexes: military fleets get
 re-hexed (peers.md §0.5), so a record also matches when the feed's `r` equals a listed registration.
 Rows whose registration is a placeholder (`????`, `Tactical`, empty) are identified by their hex alone.
+So are rows whose registration other aircraft share: short serials such as `17` name a French Air Force
+PC-21, a French Navy Atlantique and a Panther in plane-alert-db, which tells them apart by ICAO type. Rows
+of one registration and one ICAO type are one aircraft (re-hexed; its operator may be spelt two ways);
+of one registration and several types, as many aircraft, each named by its first hex, its registration
+kept for people but never used to match a feed's record or to query a feed.
 
 The file is read line by line and refused past MAX_ROWS (50,000) data rows, before the rest is read;
 every problem (a bad hex, bytes that are not UTF-8, a CSV error such as a field over 128 KiB) is one
@@ -22,7 +27,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,11 +58,13 @@ class WatchEntry:
     category: str
     tags: tuple[str, ...]
     link: str
+    shared: bool = False  # its registration names other listed aircraft too: it is known by its hex
 
     @property
     def key(self) -> str:
-        """The registration, or the first hex when there is none: how the store names this aircraft."""
-        return self.registration or self.hexes[0]
+        """The registration, or the first hex when there is none or others share it: how the store names
+        this aircraft."""
+        return self.hexes[0] if self.shared or not self.registration else self.registration
 
 
 def normalise_registration(reg: str) -> str:
@@ -77,13 +84,13 @@ class Watchlist:
     """Watched aircraft, looked up by hex and by registration."""
 
     def __init__(self, entries: Iterable[WatchEntry]) -> None:
-        self.entries: tuple[WatchEntry, ...] = tuple(entries)
+        self.entries: tuple[WatchEntry, ...] = _mark_shared(tuple(entries))
         self._by_hex: dict[str, WatchEntry] = {}
         self._by_reg: dict[str, WatchEntry] = {}
         for entry in self.entries:
             for hex_icao in entry.hexes:
                 self._by_hex.setdefault(hex_icao, entry)
-            if entry.registration:
+            if entry.registration and not entry.shared:
                 self._by_reg.setdefault(normalise_registration(entry.registration), entry)
         self._hexes: tuple[str, ...] | None = None  # sorted once, on first use: every feed plans from them
         self._queryable: tuple[str, ...] | None = None
@@ -115,7 +122,13 @@ class Watchlist:
         return self._by_hex.get(hex_icao.lower())
 
     def by_registration(self, reg: str) -> WatchEntry | None:
+        """The one aircraft `reg` names (None too when several share it: see sharing())."""
         return self._by_reg.get(normalise_registration(reg))
+
+    def sharing(self, reg: str) -> list[WatchEntry]:
+        """The aircraft that share the registration `reg` (empty when one or none has it)."""
+        wanted = normalise_registration(reg)
+        return [e for e in self.entries if e.shared and normalise_registration(e.registration or "") == wanted]
 
     def hexes(self) -> list[str]:
         """Every watched hex, sorted."""
@@ -126,7 +139,7 @@ class Watchlist:
     def queryable_registrations(self) -> list[str]:
         """Registrations a feed can be asked for by `/v2/reg/`, sorted and unique."""
         if self._queryable is None:
-            regs = {e.registration for e in self.entries if e.registration}
+            regs = {e.registration for e in self.entries if e.registration and not e.shared}
             self._queryable = tuple(sorted(r for r in regs if _QUERYABLE_REG.fullmatch(r)))
         return list(self._queryable)
 
@@ -252,7 +265,8 @@ def _hex(text: str) -> str | None:
 
 @dataclass(slots=True)
 class _Group:
-    """Rows that share one registration, while the file is read: the first row's columns, every hex."""
+    """Rows of one aircraft (one registration and ICAO type), while the file is read: the first row's
+    columns, every hex."""
 
     registration: str | None
     columns: tuple[str, ...]
@@ -297,11 +311,11 @@ def read_watchlist_rows(
 def build_watchlist(
     rows: Iterable[tuple[int, tuple[str, ...]]], path: str, problems: list[str] | None = None
 ) -> Watchlist:
-    """Group (line, _COLUMNS) rows into aircraft by registration. Lenient (`problems` None): a hex that lost
-    its leading zeros is padded, any other bad hex raises WatchlistError. Strict: every bad hex and every
-    hex given to two aircraft goes into `problems`."""
-    groups: dict[str, _Group] = {}
-    owners: dict[str, tuple[int, str]] = {}  # strict: hex -> (line, aircraft key)
+    """Group (line, _COLUMNS) rows into aircraft by registration and ICAO type (module docstring). Lenient
+    (`problems` None): a hex that lost its leading zeros is padded, any other bad hex raises WatchlistError.
+    Strict: every bad hex and every hex given to two aircraft goes into `problems`."""
+    by_reg: dict[str, dict[str, _Group]] = {}  # registration key -> ICAO type -> its aircraft ("": no type)
+    owners: dict[str, tuple[int, str, str]] = {}  # strict: hex -> (line, registration key, ICAO type)
     for number, columns in rows:
         if problems is None:
             hex_icao = _hex(columns[0])
@@ -315,19 +329,51 @@ def build_watchlist(
             hex_icao = columns[0].lower()
         reg = real_registration(columns[1])
         key = normalise_registration(reg) if reg else f"hex:{hex_icao}"
+        icao_type = columns[4].strip().upper()
         if problems is not None:
-            first = owners.setdefault(hex_icao, (number, key))
-            if first[1] != key:
+            first = owners.setdefault(hex_icao, (number, key, icao_type))
+            if first[1] != key or (first[2] and icao_type and first[2] != icao_type):
                 problems.append(
                     f"line {number}: ICAO {hex_icao.upper()} is already on line {first[0]}, for another aircraft"
                 )
                 continue
-        group = groups.get(key)
+        types = by_reg.setdefault(key, {})
+        group = types.get(icao_type)
         if group is None:
-            groups[key] = _Group(reg, columns, {hex_icao: None})
+            types[icao_type] = _Group(reg, columns, {hex_icao: None})
         else:
             group.hexes[hex_icao] = None
-    return Watchlist(_entry(g) for g in groups.values())
+    return Watchlist(_entry(g) for types in by_reg.values() for g in _aircraft_of(types))
+
+
+def _aircraft_of(types: dict[str, _Group]) -> list[_Group]:
+    """The aircraft of one registration: one per ICAO type, rows without a type joining the only typed
+    one (Watchlist marks them shared when there are several)."""
+    untyped = types.pop("", None)
+    if untyped is not None:
+        if len(types) == 1:
+            (only,) = types.values()
+            only.hexes.update(untyped.hexes)
+        else:
+            types[""] = untyped
+    return list(types.values())
+
+
+def _mark_shared(entries: tuple[WatchEntry, ...]) -> tuple[WatchEntry, ...]:
+    """The entries, those whose registration another entry has too marked `shared` (known by their hex)."""
+    seen: dict[str, int] = {}
+    for entry in entries:
+        if entry.registration:
+            reg = normalise_registration(entry.registration)
+            seen[reg] = seen.get(reg, 0) + 1
+    if all(n == 1 for n in seen.values()):
+        return entries
+    return tuple(
+        replace(e, shared=True)
+        if e.registration and not e.shared and seen[normalise_registration(e.registration)] > 1
+        else e
+        for e in entries
+    )
 
 
 def _entry(group: _Group) -> WatchEntry:

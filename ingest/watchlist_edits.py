@@ -12,7 +12,7 @@ the list's own rows do:
 - `add` rows (one per hex) describe an aircraft whole. One that shares its registration (or, without
   one, its hex) with an aircraft of the base list replaces it; the others are added.
 - `remove` rows take an aircraft of the base list out: the one with that registration, or, for a row
-  without one, the one that has that hex.
+  without one, the one that has that hex (an aircraft whose registration others share is removed by hex).
 
 The combined list puts the added aircraft first, so a hex that an update later gives to another aircraft
 still matches yours.
@@ -62,8 +62,8 @@ class Removal:
 
     def matches(self, entry: WatchEntry) -> bool:
         if self.registration:
-            return entry.registration is not None and key_of(entry) == normalise_registration(self.registration)
-        return entry.registration is None and self.hex_icao in entry.hexes
+            return _by_registration(entry) and key_of(entry) == normalise_registration(self.registration)
+        return not _by_registration(entry) and self.hex_icao in entry.hexes
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +100,8 @@ def combine(base: Watchlist, edits: Edits, base_origin: str) -> Combined:
     removed = 0
     for entry in base.entries:
         key = key_of(entry)
-        # Removal.matches(), with sets: by registration, or by hex for an aircraft without one.
-        gone = key in removed_regs if entry.registration is not None else not removed_hexes.isdisjoint(entry.hexes)
+        # Removal.matches(), with sets: by registration, or by hex for an aircraft not known by one.
+        gone = key in removed_regs if _by_registration(entry) else not removed_hexes.isdisjoint(entry.hexes)
         if gone:
             removed += 1
         elif key not in added_keys:
@@ -109,6 +109,11 @@ def combine(base: Watchlist, edits: Edits, base_origin: str) -> Combined:
     return Combined(
         Watchlist([*edits.added, *kept]), _Origins(base_origin, dict.fromkeys(added_keys, "added")), removed
     )
+
+
+def _by_registration(entry: WatchEntry) -> bool:
+    """Whether the aircraft is known by its registration (it has one, and no other listed aircraft has it)."""
+    return entry.registration is not None and not entry.shared
 
 
 class _Origins(dict[str, str]):
@@ -238,6 +243,20 @@ class NotWatched(WatchlistError):
         super().__init__("watchlist", f"{text[:60]!r} is not on the watchlist (no such registration or hex){hint}")
 
 
+class SharedRegistration(WatchlistError):
+    """A registration that several listed aircraft have: name one by its hex."""
+
+    def __init__(self, text: str, entries: Sequence[WatchEntry]) -> None:
+        self.entries = tuple(entries)
+        named = ", ".join(
+            f"{e.hexes[0]} ({' '.join(x for x in (e.operator, e.icao_type) if x) or '?'})" for e in entries
+        )
+        super().__init__(
+            "watchlist",
+            f"{text[:60]!r} is the registration of {len(entries)} watched aircraft: {named}; name one by its hex",
+        )
+
+
 class Conflict(WatchlistError):
     """An `add` that would give a hex to a second aircraft."""
 
@@ -282,7 +301,7 @@ def remove(combined: Combined, base: Watchlist, edits: Edits, tail: str) -> tupl
     added = tuple(e for e in edits.added if key_of(e) != key)
     removed = list(edits.removed)
     if any(key_of(e) == key for e in base.entries) and not any(r.matches(entry) for r in removed):
-        removed.append(Removal(entry.registration, entry.hexes[0]))
+        removed.append(Removal(entry.registration if _by_registration(entry) else None, entry.hexes[0]))
     return Edits(added, tuple(removed)), entry
 
 
@@ -293,16 +312,21 @@ def compact(text: str) -> str:
 
 def find(watchlist: Watchlist, tail: str) -> WatchEntry:
     """The aircraft `tail` names: its registration in any case or spacing, or one of its hexes (`~` and case
-    ignored). NotWatched, with up to three close registrations, otherwise."""
+    ignored). SharedRegistration for a registration several aircraft have; NotWatched, with up to three close
+    registrations, otherwise."""
     wanted = tail.strip()
     entry = watchlist.by_registration(wanted) if wanted else None
     if entry is None and wanted:
         entry = watchlist.by_hex(wanted.lstrip("~"))
     loose = compact(wanted)
     if entry is None and loose:
-        entry = next((e for e in watchlist.entries if e.registration and compact(e.registration) == loose), None)
+        entry = next((e for e in watchlist.entries if _by_registration(e) and compact(e.registration or "") == loose),
+                     None)  # fmt: skip
     if entry is not None:
         return entry
+    sharing = watchlist.sharing(wanted) if wanted else []
+    if sharing:
+        raise SharedRegistration(tail, sharing)
     import difflib  # only to suggest names for a tail that is not listed
 
     names = [e.key for e in watchlist.entries]

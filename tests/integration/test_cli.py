@@ -23,7 +23,7 @@ import pytest
 
 from ingest.cli import build_parser, main
 from ingest.store import SqliteStore
-from tests.conftest import REPO, ConfigWriter, aircraft, envelope
+from tests.conftest import REPO, SMALL_WATCHLIST, ConfigWriter, aircraft, envelope
 
 pytestmark = pytest.mark.integration
 
@@ -352,6 +352,32 @@ def test_a_callsign_several_aircraft_flew_names_them_and_an_unknown_tail_suggest
     assert code == 1 and "did you mean TORA23" in err
     code, _, err = run(capsys, "sorties", "TORA23", "--until", "2026-11-20T22:00:00Z", "--config", str(replayed))
     assert code == 1 and "unknown tail 'TORA23'" in err  # nobody flew it before then
+
+
+def test_a_registration_several_watched_aircraft_have_names_them_and_their_hexes_work(
+    write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watchlist = tmp_path / "shared.csv"  # plane-alert-db gives `17` to aircraft of three types
+    watchlist.write_text(
+        SMALL_WATCHLIST.read_text(encoding="utf-8").rstrip("\n")
+        + "\n3B75EE,17,French Air Force,Pilatus PC-21,PC21,Mil,,,,Cat,\n3B9BD7,17,French Navy,Dassault Atlantique 2,"
+        "ATLA,Mil,,,,Cat,\n",
+        encoding="utf-8",
+    )
+    config = write_config([], watchlist={"path": str(watchlist)})
+    recording = tmp_path / "two.ndjson"  # both fly, each broadcasting `17` as its registration
+    now = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
+    recording.write_bytes(envelope([aircraft("3b75ee", 37.0, 124.8, r="17"), aircraft("3b9bd7", 36.5, 125.2, r="17")],
+                                   now=now) + b"\n")  # fmt: skip
+    assert run(capsys, "replay", "--config", str(config), str(recording))[0] == 0
+    code, _, err = run(capsys, "sightings", "17", "--config", str(config))
+    assert code == 1 and err.count("\n") == 1, err
+    assert "'17' is the registration of 2 aircraft: 3B75EE (French Air Force PC21); 3B9BD7 (French Navy ATLA)" in err
+    for tail, lat in (("3B75EE", 37.0), ("3b9bd7", 36.5)):
+        code, out, err = run(capsys, "sightings", tail, "--config", str(config), "--format", "json")
+        assert code == 0 and [r["lat"] for r in json.loads(out)] == [lat], err
+    code, _, err = run(capsys, "watchlist", "show", "17", "--config", str(config))
+    assert code == 1 and "'17' is the registration of 2 watched aircraft: 3b75ee (French Air Force PC21)" in err, err
 
 
 def test_shared_options_go_before_or_after_the_command_and_levels_in_any_case(

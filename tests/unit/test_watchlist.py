@@ -104,6 +104,55 @@ def test_same_registration_two_hexes_is_one_entry() -> None:
     assert wl.hexes() == ["ae57b6", "ae684e"]
 
 
+def test_one_registration_of_several_types_is_several_aircraft_known_by_hex() -> None:
+    # plane-alert-db gives `17` to a French Air Force PC-21, a French Navy Atlantique and a Panther.
+    wl = plain(
+        "3B75EE,17,French Air Force,Pilatus PC-21,PC21",
+        "3B9BD7,17,French Navy,Dassault Atlantique 2,ATLA",
+        "3B9BF2,17,French Navy,Eurocopter AS565 Panther,AS65",
+        "3B9BF3,17,French Navy,,",  # no type: which of the three it is, nothing says
+    )
+    assert [(e.key, e.registration, e.shared, e.hexes) for e in wl.entries] == [
+        ("3b75ee", "17", True, ("3b75ee",)),
+        ("3b9bd7", "17", True, ("3b9bd7",)),
+        ("3b9bf2", "17", True, ("3b9bf2",)),
+        ("3b9bf3", "17", True, ("3b9bf3",)),
+    ]
+    assert wl.by_registration("17") is None and len(wl.sharing("17")) == 4
+    assert wl.match(make_obs("3b9bd7", registration="17")) is wl.entries[1]  # by hex, as ever
+    assert wl.match(make_obs("3b0000", registration="17")) is None  # never by the shared registration
+    assert not wl.wants("3b0000", False, "17")
+    assert wl.queryable_registrations() == []  # a feed asked for `17` would answer with strangers
+
+
+def test_one_registration_and_type_under_two_operator_spellings_is_one_aircraft() -> None:
+    wl = plain(
+        "AE4C01,168015,United States Marine Corps,Bell-Boeing MV-22B Osprey,V22",
+        "AE4C0D,168015,US Marine Corps,Bell-Boeing MV-22B Osprey,V22",
+        "AE4C0E,168015,US Marine Corps,,",  # a row without a type joins the only aircraft of that registration
+    )
+    (entry,) = wl.entries
+    assert (entry.key, entry.shared, entry.hexes) == ("168015", False, ("ae4c01", "ae4c0d", "ae4c0e"))
+    assert wl.by_registration("168015") is entry and wl.queryable_registrations() == ["168015"]
+
+
+def test_plane_alert_dbs_shared_serials_are_told_apart() -> None:
+    wl = load_watchlist(PLANE_ALERT_MIL)
+    assert [(e.key, e.icao_type) for e in wl.sharing("17")] == [("3b75ee", "PC21"), ("3b9bd7", "ATLA"),
+                                                                ("3b9bf2", "AS65")]  # fmt: skip
+    assert wl.by_registration("F-RBAY") is not None and len(wl.by_registration("F-RBAY").hexes) == 2  # type: ignore[union-attr]
+    assert len({e.key for e in wl.entries}) == len(wl)  # every aircraft has a key of its own
+    assert sum(e.shared for e in wl.entries) == 99
+
+
+def test_strict_refuses_one_hex_given_two_types() -> None:
+    text = csv_text(
+        PLAIN_HEADER, "3B75EE,17,French Air Force,Pilatus PC-21,PC21", "3B75EE,17,French Navy,Atlantique,ATLA"
+    )
+    with pytest.raises(WatchlistError, match=r"line 3: ICAO 3B75EE is already on line 2, for another aircraft"):
+        parse_watchlist(text, strict=True)
+
+
 def test_same_hex_listed_twice_is_kept_once() -> None:
     wl = plain("ae01d2,62-4125,USAF,RC-135W,R135", "AE01D2,62-4125,USAF,RC-135W,R135")
     (entry,) = wl.entries
@@ -318,7 +367,9 @@ def test_a_hex_that_lost_its_leading_zeros_is_padded() -> None:
 
 def test_the_real_plane_alert_mil_list_loads() -> None:
     wl = load_watchlist(PLANE_ALERT_MIL)
-    assert (len(wl), len(wl.hexes())) == (9_644, 9_851)  # 9,851 rows; some registrations have two hexes
+    # 9,851 rows; some registrations have two hexes (re-hexed), and 46 name aircraft of several types (9,644
+    # aircraft when those were merged)
+    assert (len(wl), len(wl.hexes())) == (9_697, 9_851)
     assert wl.by_hex("010166") is not None
 
 

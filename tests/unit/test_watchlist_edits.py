@@ -16,6 +16,7 @@ from ingest.watchlist_edits import (
     NewAircraft,
     NotWatched,
     Removal,
+    SharedRegistration,
     add,
     check_new,
     combine,
@@ -99,7 +100,7 @@ def test_the_real_list_is_refused_for_exactly_its_two_zero_less_hexes() -> None:
     fixed = (
         PLANE_ALERT_MIL.read_text(encoding="utf-8").replace("\n10166,", "\n010166,").replace("\n10177,", "\n010177,")
     )
-    assert len(parse_watchlist(fixed, "mil.csv", strict=True)) == 9_644
+    assert len(parse_watchlist(fixed, "mil.csv", strict=True)) == 9_697
 
 
 def test_rows_with_another_number_of_fields_are_refused() -> None:
@@ -266,6 +267,25 @@ def test_remove_an_aircraft_you_changed_takes_it_out_altogether() -> None:
 def test_remove_by_hex_an_aircraft_without_registration() -> None:
     after, gone = remove(combine(BASE, Edits(), "bundled"), BASE, Edits(), "AE67F0")
     assert gone.registration is None and after.removed == (Removal(None, "ae67f0"),)
+
+
+PC21 = "3B75EE,17,French Air Force,Pilatus PC-21,PC21,Mil,,,,Cat,"
+ATLA = "3B9BD7,17,French Navy,Dassault Atlantique 2,ATLA,Mil,,,,Cat,"
+
+
+def test_a_shared_registration_names_no_one_aircraft_and_each_is_removed_by_hex() -> None:
+    base = strict(RJ, PC21, ATLA)
+    with pytest.raises(SharedRegistration) as info:
+        find(base, "17")
+    assert str(info.value) == (
+        "watchlist: '17' is the registration of 2 watched aircraft: 3b75ee (French Air Force PC21), "
+        "3b9bd7 (French Navy ATLA); name one by its hex"
+    )
+    after, gone = remove(combine(base, Edits(), "bundled"), base, Edits(), "3B9BD7")
+    assert gone.icao_type == "ATLA" and after.removed == (Removal(None, "3b9bd7"),)
+    left = combine(base, after, "bundled").watchlist
+    assert [e.key for e in left.entries] == ["62-4125", "3b75ee"]  # the PC-21 stays, still known by its hex
+    assert parse_edits(format_edits(after), "edits.csv") == after  # and so it reads back
 
 
 @pytest.mark.parametrize("tail", ["62-4125", "62 4125", "624125", "AE01D2", "~ae01d2", " 62-4125 "])
