@@ -252,7 +252,9 @@ def resolve_tail(
         entry = (
             entries.by_registration(wanted)
             or entries.by_hex(wanted)
-            or next((e for e in entries.entries if loose and compact(e.registration or "") == loose), None)
+            or next(
+                (e for e in entries.entries if loose and not e.shared and compact(e.registration or "") == loose), None
+            )
         )
         if entry is not None:
             return Resolved(normalise_registration(entry.key), entry.hexes, entry.key, "watchlist")
