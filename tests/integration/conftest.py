@@ -160,7 +160,8 @@ class Daemon:
 
     def query(self, sql: str) -> Any:
         """The first column of the first row `sql` gives, on the daemon's database (None before its tables
-        exist): its SQLite file, or the PostgreSQL database its config's [database] url names."""
+        exist, or when there is no row yet): its SQLite file, or the PostgreSQL database its config's
+        [database] url names."""
         url = tomllib.loads(self.config.read_text()).get("database", {}).get("url", "")
         if url:
             return pg_query(url, sql)
@@ -169,9 +170,10 @@ class Daemon:
             return None
         with closing(sqlite3.connect(db, timeout=5)) as conn:
             try:
-                return conn.execute(sql).fetchone()[0]
+                row = conn.execute(sql).fetchone()
             except sqlite3.OperationalError:  # tables not created yet
                 return None
+        return None if row is None else row[0]
 
     def wait_for(self, check: Callable[[], bool], timeout_s: float = 15) -> None:
         deadline = time.monotonic() + timeout_s
