@@ -357,6 +357,21 @@ ALERT_KEYS: tuple[Key, ...] = (
     Key("secret", "str", "", "webhook: HMAC key, only from INGEST_ALERTS_<NAME>_SECRET", secret=True, env_only=True),
     Key("secret_file", "str", "", "webhook: a file holding the HMAC key", file=True),
     Key(
+        "headers",
+        "str",
+        "",
+        "webhook: extra `Name: value` lines, only from INGEST_ALERTS_<NAME>_HEADERS",
+        secret=True,
+        env_only=True,
+    ),
+    Key(
+        "headers_file",
+        "str",
+        "",
+        "webhook: a file of extra headers, `Name: value` a line (e.g. Authorization)",
+        file=True,
+    ),
+    Key(
         "timeout_s",
         "float",
         10.0,
@@ -379,6 +394,8 @@ _CHANNEL_ONLY = {
     "url_file": ("webhook",),
     "secret": ("webhook",),
     "secret_file": ("webhook",),
+    "headers": ("webhook",),
+    "headers_file": ("webhook",),
     "timeout_s": ("apprise", "webhook"),
     "timezone": ("apprise", "webhook"),
 }
@@ -538,6 +555,8 @@ class AlertSettings:
     url_file: str
     secret: str = field(repr=False)  # likewise, from secret_file
     secret_file: str
+    headers: str = field(repr=False)  # likewise, from headers_file: `Name: value` lines (webhook_headers())
+    headers_file: str
     timeout_s: float
     timezone: str
     retry_min_s: float
@@ -780,7 +799,7 @@ class _Loader:
                 dotted = f"alerts[{index}].{key}"
                 if values["kind"] not in kinds and self.sources.get(dotted, "default") != "default":
                     raise ConfigError(dotted, self.sources[dotted], f"only for kind {' or '.join(kinds)}")
-            for secret in ("urls", "url", "secret"):
+            for secret in ("urls", "url", "secret", "headers"):
                 file_key = f"alerts[{index}].{secret}_file"
                 values[secret] = _secret(values[secret], values[f"{secret}_file"], file_key, self.sources)
             result.append(AlertSettings(index=index, **values))
@@ -1021,6 +1040,32 @@ def _check_channels(s: Settings) -> None:
         )  # fmt: skip
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")  # an HTTP token
+# What the webhook sets itself (and what says how the body is framed): never replaced.
+_OWN_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding", "host", "connection"})
+
+
+def webhook_headers(text: str) -> list[tuple[str, str]]:
+    """A webhook's extra headers: one `Name: value` a line, blank lines and `#` comments skipped. ValueError
+    naming the line (and the header, never its value) for a line that is no header, a name that is not an
+    HTTP token, an empty value, or a header the webhook sets itself (Content-Type, X-Ingest-*...)."""
+    headers = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, colon, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"line {number} is not a `Name: value` header")
+        if name.lower() in _OWN_HEADERS or name.lower().startswith("x-ingest-"):
+            raise ValueError(f"line {number}: {name} is set by the webhook itself")
+        if not value or not (value.isascii() and value.isprintable()):
+            raise ValueError(f"line {number}: {name} has an empty or unprintable value")
+        headers.append((name, value))
+    return headers
+
+
 def _web_url(url: str) -> bool:
     from urllib.parse import urlsplit
 
@@ -1043,6 +1088,12 @@ def check_channel_urls(s: Settings) -> None:
             raise ConfigError(f"{where}.url", "environment", f"a webhook needs its URL: set {env} or url_file")
         if a.kind == "webhook" and not _web_url(a.url):  # the URL is never shown: it may hold a token
             raise ConfigError(f"{where}.url", source, "must be an http:// or https:// URL with a host")
+        if a.kind == "webhook" and a.headers:
+            source = s.source_of(f"{where}.headers_file") if a.headers_file else alert_env_name(a.name, "headers")
+            try:
+                webhook_headers(a.headers)
+            except ValueError as exc:  # names the line and the header, never a value: it may hold a token
+                raise ConfigError(f"{where}.headers", source, str(exc)) from None
         if a.kind == "apprise" and not a.urls.split():
             raise ConfigError(
                 f"{where}.urls", "environment",

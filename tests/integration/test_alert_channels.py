@@ -50,8 +50,10 @@ WEBHOOK = f'[[alerts]]\nname = "hook"\nkind = "webhook"\ntimezone = "Asia/Seoul"
 
 
 def test_webhook_payload_signature_and_order(tmp_path: Path, server: HookServer) -> None:
-    b = bench(tmp_path, WEBHOOK, {"INGEST_ALERTS_HOOK_URL": server.url("/hook?token=t0k"),
-                                  "INGEST_ALERTS_HOOK_SECRET": "hmac-key"})  # fmt: skip
+    headers = tmp_path / "hook-headers"  # as a Docker secret would hold them
+    headers.write_text("# for ntfy\nAuthorization: Bearer tk_h3ader\nX-Tags: rc135\n")
+    environ = {"INGEST_ALERTS_HOOK_URL": server.url("/hook?token=t0k"), "INGEST_ALERTS_HOOK_SECRET": "hmac-key"}
+    b = bench(tmp_path, WEBHOOK + f'headers_file = "{headers}"\n', environ)
     b.replay(two_sorties(tmp_path))
     d = run(b)
     try:
@@ -64,6 +66,8 @@ def test_webhook_payload_signature_and_order(tmp_path: Path, server: HookServer)
     expected = "sha256=" + hmac.new(b"hmac-key", first.body, hashlib.sha256).hexdigest()
     assert first.headers["X-Ingest-Signature"] == expected
     assert first.headers["X-Ingest-Event"] == "start" and first.headers["X-Ingest-Event-Id"] == EVENTS[0]
+    assert (first.headers["Authorization"], first.headers["X-Tags"]) == ("Bearer tk_h3ader", "rc135")
+    assert first.headers["Content-Type"] == "application/json"
     body = first.json()
     assert (body["event"], body["registration"], body["hex"], body["type"]) == ("start", "62-4134", "ae01ce", "R135")
     assert (body["operator"], body["type_name"], body["channel"]) == ("USAF", "Boeing RC-135W", "hook")

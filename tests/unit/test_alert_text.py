@@ -196,13 +196,29 @@ def test_secrets_from_files(tmp_path: Path) -> None:
         ('[[alerts]]\nname = "h"\nkind = "webhook"\n', {"INGEST_ALERTS_H_URL": "ftp://x/t0ken"},
          "INGEST_ALERTS_H_URL: alerts[0].url: must be an http:// or https:// URL with a host"),
         ('[[alerts]]\nname = "p"\nkind = "mqtt"\ncolour = "red"\n', {}, "alerts[0].colour: unknown key"),
+        ('[[alerts]]\nname = "h"\nkind = "webhook"\nheaders = "A: b"\n', {"INGEST_ALERTS_H_URL": "http://x"},
+         "alerts[0].headers: never put it in the file: set INGEST_ALERTS_H_HEADERS or headers_file"),
+        ('[[alerts]]\nname = "h"\nkind = "webhook"\n',
+         {"INGEST_ALERTS_H_URL": "http://x", "INGEST_ALERTS_H_HEADERS": "Authorization: Bearer t0ken\nt0ken"},
+         "INGEST_ALERTS_H_HEADERS: alerts[0].headers: line 2 is not a `Name: value` header"),
+        ('[[alerts]]\nname = "h"\nkind = "webhook"\n',
+         {"INGEST_ALERTS_H_URL": "http://x", "INGEST_ALERTS_H_HEADERS": "X-Ingest-Event: t0ken"},
+         "alerts[0].headers: line 1: X-Ingest-Event is set by the webhook itself"),
+        ('[[alerts]]\nname = "h"\nkind = "webhook"\n',
+         {"INGEST_ALERTS_H_URL": "http://x", "INGEST_ALERTS_H_HEADERS": "# mine\n\ncontent-type: text/t0ken"},
+         "alerts[0].headers: line 3: content-type is set by the webhook itself"),
+        ('[[alerts]]\nname = "h"\nkind = "webhook"\n',
+         {"INGEST_ALERTS_H_URL": "http://x", "INGEST_ALERTS_H_HEADERS": "Authorization:"},
+         "alerts[0].headers: line 1: Authorization has an empty or unprintable value"),
+        ('[[alerts]]\nname = "p"\nkind = "apprise"\nheaders_file = "/x"\n', {"INGEST_ALERTS_P_URLS": "json://x"},
+         "alerts[0].headers_file: only for kind webhook"),
     ],
 )  # fmt: skip
 def test_bad_alerts_tables_name_the_key(tmp_path: Path, tables: str, environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         check_channel_urls(load(write(tmp_path, tables), environ=environ))
     assert message in str(err.value)
-    assert "https://x/t" not in str(err.value)
+    assert "https://x/t" not in str(err.value) and "t0ken" not in str(err.value)
 
 
 def test_a_secret_by_set_is_refused_without_echoing_it(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 The body is the event's payload (README "MQTT alerts") plus `operator`, `type_name`, `title` and `text`
 (alerts/events.py) and `channel`; headers `X-Ingest-Event` (start, end, orbit, emergency, test),
-`X-Ingest-Event-Id` and, with a secret, `X-Ingest-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+`X-Ingest-Event-Id` and, with a secret, `X-Ingest-Signature: sha256=<hex HMAC-SHA256 of the body>`; and the
+channel's own `headers` (`Authorization: Bearer ...` for ntfy, n8n or Home Assistant's webhooks), a secret
+like the URL.
 
 - 2xx: delivered. 401, 403, 404, 410: the channel is parked (`park_s`). 429 and 503 honour Retry-After
   (seconds or an HTTP date). Anything else, a timeout or a refused connection: back off and retry the same
@@ -36,7 +38,7 @@ from zoneinfo import ZoneInfo
 from ingest import __version__
 from ingest.alerts.events import Event, describe
 from ingest.alerts.outbox import PERMANENT, Clock, Failure, SequentialChannel, StoreAccess
-from ingest.config import AlertSettings
+from ingest.config import AlertSettings, webhook_headers
 from ingest.errors import ConfigError
 
 MAX_ANSWER_BYTES = 65_536
@@ -173,6 +175,7 @@ class WebhookChannel(SequentialChannel):
         self.poster = Poster(settings.url, settings.timeout_s, settings.name)
         self.tz = ZoneInfo(settings.timezone) if settings.timezone else None
         self.headers = {"Content-Type": "application/json", "User-Agent": f"ingest/{__version__}"}
+        self.headers.update(webhook_headers(settings.headers))  # checked at start-up (config.check_channel_urls)
 
     def body(self, event: Event) -> bytes:
         text = describe(event, self.tz)
