@@ -27,19 +27,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from ingest.alerts.events import Event, decode
 from ingest.config import AlertSettings
 from ingest.metrics import NO_METRICS, Metrics
-from ingest.models import ChannelState, QueuedEvent
-
-if TYPE_CHECKING:
-    from ingest.detect.base import Happening
-    from ingest.models import Sortie
+from ingest.models import ChannelState
+from ingest.store.base import AlertStore
 
 log = logging.getLogger("ingest.alerts")
 
@@ -52,44 +49,10 @@ IDLE_S = 30.0  # a channel with nothing to do looks again this often (new events
 PERMANENT = frozenset({401, 403, 404, 410})  # refusals that retrying cannot fix: the channel is parked
 
 
-class OutboxStore(Protocol):
-    """The part of the store the channels use (ingest/store/base.py's Store satisfies it)."""
-
-    def settle(
-        self,
-        channel: str,
-        delivered: Sequence[int],
-        at: datetime,
-        *,
-        read: int = 0,
-        after: int = 0,
-        exclude: Iterable[int] = (),
-    ) -> list[QueuedEvent]: ...
-    def note_progress(self, channel: str, outbox_id: int, progress: str) -> None: ...
-    def note_channel(
-        self,
-        channel: str,
-        kind: str,
-        at: datetime,
-        error: str | None,
-        next_try_at: datetime | None = None,
-        parked_until: datetime | None = None,
-    ) -> None: ...
-    def register_channel(self, channel: str, kind: str) -> None: ...
-    def set_channel_memo(self, channel: str, kind: str, memo: str) -> None: ...
-    def remove_channel(self, channel: str) -> None: ...
-    def channel_states(self) -> list[ChannelState]: ...
-    def latest_sorties(self) -> list[tuple[Sortie, str | None, str | None]]: ...
-    def latest_positions(self, since: datetime) -> list[dict[str, Any]]: ...
-    def sortie(self, sortie_id: str) -> Sortie | None: ...
-    def track(self, sortie: Sortie) -> list[dict[str, Any]]: ...
-    def happenings(self, sortie_ids: Sequence[str]) -> list[Happening]: ...
-
-
 class StoreAccess(Protocol):
     """Runs `fn` on the store, where the store lives, and returns its result (or raises StoreError)."""
 
-    def __call__(self, fn: Callable[[OutboxStore], T], /) -> T: ...
+    def __call__(self, fn: Callable[[AlertStore], T], /) -> T: ...
 
 
 @dataclass(frozen=True, slots=True)
