@@ -55,3 +55,29 @@ def parse_when(text: str, now: datetime) -> datetime:
         return when.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise ValueError(f"{text[:40]!r} is out of range") from None
+
+
+RETRY_AFTER_MAX_S = 6 * 3600.0  # a Retry-After beyond this is taken as this
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """A Retry-After header as seconds (feeds and webhooks): delta-seconds or an HTTP date, at most
+    RETRY_AFTER_MAX_S; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        import email.utils  # only for a date: every command imports this module
+
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)

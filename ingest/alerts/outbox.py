@@ -37,13 +37,13 @@ from ingest.config import AlertSettings
 from ingest.metrics import NO_METRICS, Metrics
 from ingest.models import ChannelState
 from ingest.store.base import AlertStore
+from ingest.timeutil import RETRY_AFTER_MAX_S
 
 log = logging.getLogger("ingest.alerts")
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-RETRY_AFTER_MAX_S = 6 * 3600.0  # a Retry-After beyond this is taken as this
 PARK_CHECK_S = 30.0  # a parked channel looks this often whether `ingest alerts test` un-parked it
 IDLE_S = 30.0  # a channel with nothing to do looks again this often (new events wake it at once)
 PERMANENT = frozenset({401, 403, 404, 410})  # refusals that retrying cannot fix: the channel is parked

@@ -41,7 +41,6 @@ that was shut down reports itself as not connected, so the pool drops it instead
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import logging
 import math
@@ -68,11 +67,11 @@ from ingest.config import FEED_KEYS, FeedSettings
 from ingest.errors import FeedUnavailable
 from ingest.feeds.base import FeedRequest
 from ingest.feeds.hosts import host_limit
+from ingest.timeutil import retry_after_s
 
 _CHUNK_BYTES = 65_536
 _DEADLINE_READS = 3  # total deadline = connect timeout + this many read timeouts
 STOPPED = "stopped"  # the reason of every failure after Fetcher.abort()
-_RETRY_AFTER_MAX_S = 6 * 3600.0
 _TOKEN_MAX_BYTES = 65_536
 _RETRY_AFTER_HEADERS = ("Retry-After", "X-Rate-Limit-Retry-After-Seconds")  # the second: OpenSky (feeds.md §5.4)
 _REMAINING_HEADER = "X-Rate-Limit-Remaining"
@@ -286,26 +285,6 @@ def make_session(user_agent: str) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
-
-
-def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """A Retry-After header as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), _RETRY_AFTER_MAX_S)
 
 
 def refresh_after_s(expires_in_s: float) -> float:

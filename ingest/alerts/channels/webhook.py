@@ -22,7 +22,6 @@ like the URL.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 import hmac
 import http.client
@@ -31,7 +30,6 @@ import socket
 import ssl
 import threading
 import time
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -40,6 +38,7 @@ from ingest.alerts.events import Event, describe
 from ingest.alerts.outbox import PERMANENT, Clock, Failure, SequentialChannel, StoreAccess
 from ingest.config import AlertSettings, webhook_headers
 from ingest.errors import ConfigError
+from ingest.timeutil import retry_after_s
 
 MAX_ANSWER_BYTES = 65_536
 POST_TIMEOUTS = 3  # a whole POST (connect, send, answer) gets this many timeout_s
@@ -148,22 +147,6 @@ class Poster:
         if sock is not None:
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the blocked read returns now
-
-
-def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """A Retry-After header in seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        at = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return max(0.0, (at - now).total_seconds())
 
 
 class WebhookChannel(SequentialChannel):
