@@ -285,11 +285,10 @@ class Writer(threading.Thread):
         self._retry_s = _RETRY_MIN_S
 
     def _save_outcome(self, store: Store, outcome: PollOutcome, now: datetime) -> int:
-        """Write the polls kept from a failing episode, in order, then this one; a failure keeps this one
-        too (and whatever of the backlog is left) for the next try."""
+        """Write this poll (run() wrote the polls kept from a failing episode first); a failure keeps it, after
+        them, for the next try."""
         assert self.sorter is not None
         try:
-            self._write_kept(store)  # none left, unless the writer's own drain (run) could not see them
             return self.sorter.save(store, outcome, now)
         except StoreError:
             self._keep(outcome, now)
